@@ -1,0 +1,73 @@
+"""The ASGI application: routes, error rendering and the worker lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.errors import ApiError
+from app.health import health
+from app.online_features import get_online_features
+from app.state import ServingState
+
+log = logging.getLogger("ladle.app")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return Response(exc.body(), exc.status, headers=exc.headers, media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors keep Feast's shape: {"detail": "Not Found"}."""
+    assert isinstance(exc, HTTPException)
+    return Response(orjson.dumps({"detail": exc.detail}), exc.status_code,
+                    headers=exc.headers, media_type="application/json")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = ApiError(500, "internal_error", [], "internal server error").body()
+    return Response(body, 500, media_type="application/json")
+
+
+def create_app(
+    repo: str | Path | None = None, *, registry_ttl_sec: float | None = None
+) -> Starlette:
+    """Build the app for a feature repo (default: $LADLE_REPO, else the working dir).
+
+    Nothing is read until the server starts the app, so ``hypercorn app:main`` can import
+    it anywhere.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = ServingState.from_repo(repo, registry_ttl_sec)
+        await state.start()
+        app.state.ladle = state
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    return Starlette(
+        routes=[
+            Route("/get-online-features", get_online_features, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )

@@ -1,0 +1,42 @@
+"""POST /get-online-features: decode, resolve, read, assemble, encode."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.assemble import read_online_features
+from app.entities import check_shape, coerce_column
+from app.errors import ApiError, from_decode_error
+from app.schemas import request_decoder, response_encoder
+from app.state import ServingState
+from stores.base import StoreUnavailable
+from stores.timestamps import now_us
+
+
+async def get_online_features(request: Request) -> Response:
+    state: ServingState = request.app.state.ladle
+    body = await request.body()
+    try:
+        query = request_decoder.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise from_decode_error(exc, body) from None
+
+    rows = check_shape(query.entities)
+    plan = state.plans.get(
+        query.features,
+        query.feature_service,
+        query.full_feature_names,
+        tuple(query.entities),
+        query.include_feature_view_version_metadata,
+    )
+    columns = [
+        coerce_column(name, query.entities[name], coerce)
+        for name, coerce in zip(plan.entity_names, plan.coercers, strict=True)
+    ]
+    try:
+        response = await read_online_features(plan, columns, rows, state.store, now_us())
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", [], str(exc)) from None
+    return Response(response_encoder.encode(response), media_type="application/json")

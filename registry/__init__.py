@@ -1,0 +1,50 @@
+"""Feature definitions, the registry that stores them, and its refresh.
+
+A feature repo imports its building blocks from here::
+
+    from registry import Entity, FeatureView, Field, FileSource, Float32, Int64
+"""
+
+from registry.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+)
+from registry.types import (
+    Array,
+    Bool,
+    Bytes,
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+    Json,
+    Map,
+    String,
+    UnixTimestamp,
+    ValueType,
+)
+
+__all__ = [
+    "Array",
+    "Bool",
+    "Bytes",
+    "Entity",
+    "FeatureService",
+    "FeatureView",
+    "Field",
+    "FileSource",
+    "Float32",
+    "Float64",
+    "Int32",
+    "Int64",
+    "Json",
+    "Map",
+    "PushSource",
+    "String",
+    "UnixTimestamp",
+    "ValueType",
+]

@@ -1,0 +1,72 @@
+"""``ladle apply``: load the repo, check it against its data, write the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from registry.compile import compile_repo
+from registry.config import RepoSettings
+from registry.file_registry import FileRegistry
+from registry.model import RegistrySnapshot
+from registry.repo import load_definitions
+from stores.offline import FileOfflineStore
+
+
+@dataclass
+class ApplyReport:
+    snapshot: RegistrySnapshot
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    #: Views whose online records should be dropped.
+    deleted_views: list[str] = field(default_factory=list)
+
+
+def _diff(kind: str, old: dict[str, object], new: dict[str, object], report: ApplyReport) -> None:
+    for name, spec in new.items():
+        if name not in old:
+            report.created.append(f"{kind} {name}")
+        elif old[name] != spec:
+            report.updated.append(f"{kind} {name}")
+    report.deleted += [f"{kind} {name}" for name in old if name not in new]
+
+
+def apply_repo(settings: RepoSettings) -> ApplyReport:
+    """Raise RepoError on any problem; otherwise replace the registry and report changes."""
+    offline = FileOfflineStore(settings.root)
+    compiled = compile_repo(load_definitions(settings.root), offline.describe)
+    registry = FileRegistry(settings.registry_path)
+    project = settings.config.project
+    holder: list[ApplyReport] = []
+
+    def change(current: RegistrySnapshot | None) -> RegistrySnapshot:
+        if current is not None and current.project != project:
+            current = None  # another project's registry: start over
+        old = current or RegistrySnapshot(project=project, version=0, updated_at="")
+        placeholder = ApplyReport(snapshot=old)
+        _diff("entity", dict(old.entities), dict(compiled.entities), placeholder)
+        _diff("feature view", dict(old.feature_views), dict(compiled.feature_views), placeholder)
+        _diff("feature service", dict(old.feature_services), dict(compiled.feature_services),
+              placeholder)
+        placeholder.deleted_views = [v for v in old.feature_views if v not in compiled.feature_views]
+        holder.append(placeholder)
+        kept = {
+            name: window
+            for name, window in old.materializations.items()
+            if name in compiled.feature_views
+            and old.feature_views[name] == compiled.feature_views[name]
+        }
+        return RegistrySnapshot(
+            project=project,
+            version=old.version,
+            updated_at="",
+            entities=compiled.entities,
+            feature_views=compiled.feature_views,
+            feature_services=compiled.feature_services,
+            materializations=kept,
+        )
+
+    snapshot = registry.update(change)
+    report = holder[-1]
+    report.snapshot = snapshot
+    return report

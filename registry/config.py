@@ -1,0 +1,162 @@
+"""``feature_store.yaml``: parsed strictly, with ``${ENV_VAR}`` substitution.
+
+Every mistake is reported as a :class:`ConfigError` that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+CONFIG_FILE = "feature_store.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+class ConfigError(Exception):
+    """A feature repo's configuration cannot be used as written."""
+
+
+class SqliteOnlineStoreConfig(msgspec.Struct, tag="sqlite", forbid_unknown_fields=True, frozen=True):
+    path: str = "data/online_store.db"
+
+
+class RedisOnlineStoreConfig(msgspec.Struct, tag="redis", forbid_unknown_fields=True, frozen=True):
+    connection_string: str = "localhost:6379"
+    redis_type: Literal["redis"] = "redis"
+    key_ttl_seconds: int | None = None
+
+
+OnlineStoreConfig = SqliteOnlineStoreConfig | RedisOnlineStoreConfig
+
+
+class FileOfflineStoreConfig(msgspec.Struct, tag="file", forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class DuckDBOfflineStoreConfig(msgspec.Struct, tag="duckdb", forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+OfflineStoreConfig = FileOfflineStoreConfig | DuckDBOfflineStoreConfig
+
+
+class RegistryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    path: str = "data/registry.db"
+    registry_type: Literal["file"] = "file"
+    #: How often servers check the registry for a new version, in seconds.
+    cache_ttl_seconds: float = 5.0
+
+
+class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    type: Literal["local", "http"] = "local"
+    enabled: bool = True
+    host: str | None = None
+    port: int | None = None
+    workers: int | None = None
+    registry_ttl_sec: float | None = None
+
+
+class RepoConfig(msgspec.Struct, forbid_unknown_fields=True):
+    project: str
+    registry: str | RegistryConfig = "data/registry.db"
+    provider: Literal["local"] = "local"
+    online_store: OnlineStoreConfig = SqliteOnlineStoreConfig()
+    offline_store: OfflineStoreConfig = FileOfflineStoreConfig()
+    entity_key_serialization_version: int = 3
+    feature_server: FeatureServerConfig = FeatureServerConfig()
+
+    @property
+    def registry_config(self) -> RegistryConfig:
+        if isinstance(self.registry, str):
+            return RegistryConfig(path=self.registry)
+        return self.registry
+
+
+class RepoSettings(msgspec.Struct, frozen=True):
+    """A parsed config together with the folder that relative paths are resolved from."""
+
+    root: Path
+    config: RepoConfig
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+    @property
+    def registry_path(self) -> Path:
+        return self.resolve(self.config.registry_config.path)
+
+
+def load_repo_config(repo: Path | str) -> RepoSettings:
+    """Read ``feature_store.yaml`` from a repo folder (or the file itself)."""
+    path = Path(repo)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found (a feature repo needs a {CONFIG_FILE})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    raw = _substitute_env(raw, path, ())
+    return RepoSettings(root=path.parent.resolve(), config=parse_repo_config(raw, str(path)))
+
+
+def parse_repo_config(raw: dict[str, Any], origin: str) -> RepoConfig:
+    """Validate an already-loaded mapping; ``origin`` names it in errors."""
+    online = raw.get("online_store")
+    if isinstance(online, dict) and "type" not in online:
+        raw = {**raw, "online_store": {"type": "sqlite", **online}}
+    try:
+        config = msgspec.convert(raw, RepoConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+    if not re.fullmatch(r"[A-Za-z0-9_]+", config.project):
+        raise ConfigError(
+            f"{origin}: project: {config.project!r} may hold only letters, digits and underscores"
+        )
+    return config
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    match = _MSGSPEC_PATH.search(message)
+    if not match:
+        return message
+    key = match.group("path").lstrip(".").replace("`", "")
+    text = message[: match.start()]
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", text)
+    if unknown:
+        key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+        return f"{key}: unknown key"
+    missing = re.fullmatch(r"Object missing required field `(.+)`", text)
+    if missing:
+        key = f"{key}.{missing.group(1)}" if key else missing.group(1)
+        return f"{key}: required key is missing"
+    return f"{key}: {text}" if key else text
+
+
+def _substitute_env(value: Any, origin: Path, where: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, origin, (*where, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, origin, (*where, str(i))) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                key = ".".join(where)
+                raise ConfigError(f"{origin}: {key}: environment variable ${{{name}}} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(lookup, value)
+    return value

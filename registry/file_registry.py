@@ -1,0 +1,110 @@
+"""The file registry: one JSON file, replaced atomically on every write.
+
+Readers tell whether it changed from ``os.stat`` alone (inode, size, mtime), so the
+periodic refresh costs one system call until an apply or materialize happens.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from registry.model import RegistrySnapshot, snapshot_decoder, snapshot_encoder
+
+
+class RegistryError(Exception):
+    """The registry is missing or cannot be read."""
+
+
+Token = tuple[int, int, int]
+
+
+class FileRegistry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    async def token(self) -> Token:
+        """Changes whenever the file is replaced; raises RegistryError if it is gone."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise RegistryError(f"registry {self.path}: {exc.strerror}") from None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    async def load(self) -> RegistrySnapshot:
+        return self.read()
+
+    def read(self) -> RegistrySnapshot:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise RegistryError(
+                f"registry {self.path} does not exist; run `ladle apply` in the feature repo"
+            ) from None
+        except OSError as exc:
+            raise RegistryError(f"registry {self.path}: {exc.strerror}") from None
+        try:
+            return snapshot_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise RegistryError(f"registry {self.path} is corrupt: {exc}") from None
+
+    def read_or_none(self) -> RegistrySnapshot | None:
+        return self.read() if self.path.exists() else None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def update(
+        self, change: Callable[[RegistrySnapshot | None], RegistrySnapshot]
+    ) -> RegistrySnapshot:
+        """Read, change and replace the registry under a lock; bumps the version.
+
+        ``change`` gets the current snapshot (None before the first apply). Concurrent
+        updates from other processes wait for each other, so none is lost.
+        """
+        with self._locked():
+            current = self.read_or_none()
+            proposed = change(current)
+            snapshot = msgspec.structs.replace(
+                proposed,
+                version=(current.version if current else 0) + 1,
+                updated_at=datetime.now(UTC).isoformat(),
+            )
+            self._write_atomically(snapshot_encoder.encode(snapshot))
+            return snapshot
+
+    def _write_atomically(self, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with_suppressed_unlink(tmp)
+            raise
+
+
+def with_suppressed_unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

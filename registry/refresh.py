@@ -1,0 +1,99 @@
+"""Keep a serving worker's registry current with an asyncio task.
+
+Each tick asks the backend for a cheap change token; only a changed token loads the
+snapshot, and only a changed version replaces it. A failed check or load keeps the last
+good snapshot serving and is logged once per distinct problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from registry.model import RegistrySnapshot
+
+log = logging.getLogger("ladle.registry")
+
+
+class RegistryBackend(Protocol):
+    def describe(self) -> str: ...
+
+    async def token(self) -> object: ...
+
+    async def load(self) -> RegistrySnapshot: ...
+
+
+class RegistryRefresher:
+    def __init__(
+        self,
+        backend: RegistryBackend,
+        interval_seconds: float,
+        on_change: Callable[[RegistrySnapshot], None],
+    ) -> None:
+        self.backend = backend
+        self.interval = max(interval_seconds, 0.05)
+        self.on_change = on_change
+        self.snapshot: RegistrySnapshot | None = None
+        #: The reason the last check failed, or None while the registry is healthy.
+        self.problem: str | None = None
+        self._token: object = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def load_initial(self) -> RegistrySnapshot:
+        """Load once at startup; errors propagate so that startup fails fast."""
+        self._token = await self.backend.token()
+        snapshot = await self.backend.load()
+        self._install(snapshot)
+        return snapshot
+
+    def _install(self, snapshot: RegistrySnapshot) -> None:
+        self.snapshot = snapshot
+        self.on_change(snapshot)
+
+    async def check(self) -> bool:
+        """One refresh step; returns True when a new version was installed."""
+        try:
+            token = await self.backend.token()
+            if token == self._token:
+                self._recovered()
+                return False
+            snapshot = await self.backend.load()
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self.problem:
+                log.warning("registry refresh failed, serving version %s: %s",
+                            self.snapshot.version if self.snapshot else None, problem)
+            self.problem = problem
+            return False
+        self._token = token
+        self._recovered()
+        if self.snapshot is not None and snapshot.version == self.snapshot.version:
+            return False
+        log.info("registry version %s loaded from %s", snapshot.version, self.backend.describe())
+        self._install(snapshot)
+        return True
+
+    def _recovered(self) -> None:
+        if self.problem is not None:
+            log.info("registry %s is readable again", self.backend.describe())
+            self.problem = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.check()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

@@ -1,0 +1,1 @@
+"""Online stores (SQLite, Redis) and the offline store (DuckDB over files)."""

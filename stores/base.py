@@ -1,0 +1,61 @@
+"""The one async interface every online store implements.
+
+Stores move opaque records (see :mod:`stores.codec`) keyed by entity key and view name;
+they know nothing about features or types, which keeps each store small.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class StoreUnavailable(Exception):
+    """The online store cannot be reached or did not answer."""
+
+
+class ReadBatch(NamedTuple):
+    """Distinct entity keys, and the views to read for each of them."""
+
+    keys: Sequence[bytes]
+    views: Sequence[str]
+
+
+class WriteRow(NamedTuple):
+    key: bytes
+    view: str
+    event_ts_us: int
+    record: bytes
+
+
+#: For each batch, for each key, for each view: the stored record or None.
+ReadResult = list[list[list[bytes | None]]]
+
+
+class OnlineStore(ABC):
+    @abstractmethod
+    async def start(self) -> None:
+        """Open connections; raise :class:`StoreUnavailable` if the store cannot be used."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store answers now."""
+
+    @abstractmethod
+    async def read(self, batches: Sequence[ReadBatch]) -> ReadResult:
+        """Read every batch in one round trip where the store allows it."""
+
+    @abstractmethod
+    async def write(self, rows: Sequence[WriteRow]) -> int:
+        """Write all rows at once; a row older than the stored record is skipped.
+
+        Returns the number of rows written. Equal timestamps overwrite.
+        """
+
+    @abstractmethod
+    async def delete_views(self, views: Sequence[str]) -> None:
+        """Drop every record of these views (used when a view is removed)."""

@@ -1,0 +1,234 @@
+"""How feature values are stored, checked on the way in, and shown on the way out.
+
+A stored record is one view's values for one entity: a MessagePack array
+``[event_ts_us, {feature_name: value}]``. Keying values by name keeps old records
+readable after features are added or reordered; MessagePack decodes in C.
+
+Stored value forms: ints as ints, Float32 rounded to single precision (then widened, as
+Feast shows them), strings and Json as text, Bytes as binary, UnixTimestamp as integer
+microseconds, Map as a mapping, Array(T) as a list of T's stored form. None is null.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+import orjson
+
+from stores import timestamps
+
+Record = tuple[int, dict[str, Any]]
+Normalizer = Callable[[Any], Any]
+OutputConverter = Callable[[Any], Any]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(tuple[int, dict[str, Any]])
+_float32 = struct.Struct("<f")
+
+INT32_RANGE = (-(2**31), 2**31 - 1)
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
+def encode_record(event_ts_us: int, values: Mapping[str, Any]) -> bytes:
+    return _encoder.encode((event_ts_us, values))
+
+
+def decode_record(blob: bytes) -> Record:
+    return _decoder.decode(blob)
+
+
+# ---- write side: input values to stored form -------------------------------------------
+
+
+def _int_normalizer(low: int, high: int, name: str) -> Normalizer:
+    def normalize(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"expected {name}, got a boolean")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError(f"expected {name}, got {value!r}") from None
+        if not isinstance(value, int):
+            raise ValueError(f"expected {name}, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range for {name}")
+        return value
+
+    return normalize
+
+
+def _float_normalizer(single: bool) -> Normalizer:
+    def normalize(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError("expected a number, got a boolean")
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf}
+            if lowered not in special:
+                raise ValueError(f"expected a number, got {value!r}")
+            value = special[lowered]
+        if not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {type(value).__name__}")
+        number = float(value)
+        if single and math.isfinite(number):
+            try:
+                number = _float32.unpack(_float32.pack(number))[0]
+            except OverflowError:
+                raise ValueError(f"{value} is out of range for Float32") from None
+        return number
+
+    return normalize
+
+
+def _string(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def _json_text(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ValueError("expected JSON text, got a string that is not valid JSON") from None
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise ValueError(f"value cannot be written as JSON: {exc}") from None
+
+
+def _bytes(value: Any) -> Any:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("expected base64 text for Bytes") from None
+    raise ValueError(f"expected bytes, got {type(value).__name__}")
+
+
+def _bool(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"expected a boolean, got {type(value).__name__}")
+
+
+def _timestamp(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return timestamps.from_datetime(value)
+    if isinstance(value, date):
+        return timestamps.from_datetime(datetime(value.year, value.month, value.day))
+    if isinstance(value, str):
+        return timestamps.parse(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 1_000_000)  # numbers are seconds since the epoch
+    raise ValueError(f"expected a timestamp, got {type(value).__name__}")
+
+
+def _map(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        keys, values = value.get("key"), value.get("value")
+        if set(value) == {"key", "value"} and isinstance(keys, list) and isinstance(values, list):
+            value = dict(zip(keys, values, strict=True))  # DuckDB's MAP form
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("Map keys must be strings")
+        try:
+            return msgspec.convert(msgspec.to_builtins(dict(value)), dict[str, Any])
+        except (TypeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"Map value cannot be stored: {exc}") from None
+    raise ValueError(f"expected a mapping, got {type(value).__name__}")
+
+
+def _array_normalizer(element: Normalizer) -> Normalizer:
+    def normalize(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        return [element(item) for item in value]
+
+    return normalize
+
+
+_SCALARS: dict[str, Normalizer] = {
+    "Int32": _int_normalizer(*INT32_RANGE, "Int32"),
+    "Int64": _int_normalizer(*INT64_RANGE, "Int64"),
+    "Float32": _float_normalizer(single=True),
+    "Float64": _float_normalizer(single=False),
+    "String": _string,
+    "Json": _json_text,
+    "Bytes": _bytes,
+    "Bool": _bool,
+    "UnixTimestamp": _timestamp,
+    "Map": _map,
+}
+
+
+def normalizer(dtype: str) -> Normalizer:
+    """The function that checks an input value and returns its stored form."""
+    if dtype.startswith("Array(") and dtype.endswith(")"):
+        return _array_normalizer(_SCALARS[dtype[len("Array(") : -1]])
+    return _SCALARS[dtype]
+
+
+# ---- read side: stored form to JSON-ready value ----------------------------------------
+
+
+def _float_out(value: Any) -> Any:
+    if value is None or math.isfinite(value):
+        return value
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _timestamp_out(value: Any) -> Any:
+    return None if value is None else timestamps.format_us(value)
+
+
+def _array_out(element: OutputConverter) -> OutputConverter:
+    def convert(value: Any) -> Any:
+        return None if value is None else [element(item) for item in value]
+
+    return convert
+
+
+def output_converter(dtype: str) -> OutputConverter | None:
+    """A function to apply before JSON encoding, or None when the stored form is final.
+
+    JSON has no NaN or infinities, so floats that are not finite become the strings
+    "NaN", "Infinity" and "-Infinity", as Feast writes them.
+    """
+    if dtype in ("Float32", "Float64"):
+        return _float_out
+    if dtype == "UnixTimestamp":
+        return _timestamp_out
+    if dtype in ("Array(Float32)", "Array(Float64)"):
+        return _array_out(_float_out)
+    if dtype == "Array(UnixTimestamp)":
+        return _array_out(_timestamp_out)
+    return None

@@ -1,0 +1,48 @@
+"""Entity keys: the bytes that name one entity's record in an online store.
+
+Layout (readable in ``redis-cli``)::
+
+    <project>:<join_key>=<value>[|<join_key>=<value>...]
+
+Join keys are sorted by name. Integers are written in decimal, strings as JSON strings
+(quoted, escaped), bytes as ``b64:<base64>``. Every value form is self-delimiting, so
+distinct entities never share a key. Views with the same join keys share one record.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+KeyEncoder = Callable[[Sequence[Any]], bytes]
+
+
+def _value_encoder(dtype: str) -> Callable[[Any], bytes]:
+    if dtype in ("Int32", "Int64"):
+        return lambda v: str(v).encode()
+    if dtype == "String":
+        return orjson.dumps
+    if dtype == "Bytes":
+        return lambda v: b"b64:" + base64.b64encode(v)
+    raise ValueError(f"type {dtype} cannot be a join key")
+
+
+def make_key_encoder(project: str, join_keys: Sequence[tuple[str, str]]) -> KeyEncoder:
+    """Build the encoder for values given in ``join_keys`` order (name, dtype)."""
+    order = sorted(range(len(join_keys)), key=lambda i: join_keys[i][0])
+    if len(join_keys) == 1:
+        name, dtype = join_keys[0]
+        prefix = f"{project}:{name}=".encode()
+        encode_one = _value_encoder(dtype)
+        return lambda values: prefix + encode_one(values[0])
+
+    prefix = f"{project}:".encode()
+    parts = [(f"{join_keys[i][0]}=".encode(), _value_encoder(join_keys[i][1]), i) for i in order]
+
+    def encode(values: Sequence[Any]) -> bytes:
+        return prefix + b"|".join(label + enc(values[i]) for label, enc, i in parts)
+
+    return encode

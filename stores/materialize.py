@@ -1,0 +1,149 @@
+"""Copy the latest offline row per entity into the online store.
+
+The offline read streams in bounded batches and each batch is written through the
+store's batched write path, so memory stays flat whatever the source size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from registry.file_registry import FileRegistry
+from registry.model import FeatureViewSpec, MaterializationSpec, PushSourceSpec, RegistrySnapshot
+from stores import codec, timestamps
+from stores.base import OnlineStore, WriteRow
+from stores.keys import make_key_encoder
+from stores.offline import FileOfflineStore
+
+Progress = Callable[[str, int], None]
+
+
+class MaterializeError(Exception):
+    """A materialization request that cannot be carried out as asked."""
+
+
+@dataclass
+class ViewResult:
+    view: str
+    start_us: int
+    end_us: int
+    rows: int = 0
+    written: int = 0
+
+
+def view_writer(
+    project: str, view: FeatureViewSpec
+) -> Callable[[Sequence[object]], tuple[bytes, int, bytes]]:
+    """Turn an offline row ``(*join_keys, event_ts_us, *features)`` into a record."""
+    key_encoder = make_key_encoder(project, [(k.name, k.dtype) for k in view.join_keys])
+    key_count = len(view.join_keys)
+    features = [(f.name, codec.normalizer(f.dtype)) for f in view.features]
+    key_normalizers = [codec.normalizer(k.dtype) for k in view.join_keys]
+
+    def convert(row: Sequence[object]) -> tuple[bytes, int, bytes]:
+        keys = [norm(value) for norm, value in zip(key_normalizers, row[:key_count], strict=True)]
+        event_ts = row[key_count]
+        assert isinstance(event_ts, int)
+        values = {
+            name: norm(value)
+            for (name, norm), value in zip(features, row[key_count + 1 :], strict=True)
+        }
+        return key_encoder(keys), event_ts, codec.encode_record(event_ts, values)
+
+    return convert
+
+
+async def materialize_view(
+    project: str,
+    view: FeatureViewSpec,
+    offline: FileOfflineStore,
+    online: OnlineStore,
+    start_us: int,
+    end_us: int,
+    progress: Progress | None = None,
+) -> ViewResult:
+    source = view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
+    convert = view_writer(project, view)
+    result = ViewResult(view.name, start_us, end_us)
+    batches = offline.latest_rows(
+        source,
+        [k.name for k in view.join_keys],
+        [f.name for f in view.features],
+        start_us,
+        end_us,
+    )
+    for batch in batches:
+        rows = []
+        for raw in batch:
+            if any(value is None for value in raw[: len(view.join_keys)]):
+                continue  # a row without an entity key cannot be served
+            key, event_ts, record = convert(raw)
+            rows.append(WriteRow(key, view.name, event_ts, record))
+        result.rows += len(batch)
+        result.written += await online.write(rows)
+        if progress:
+            progress(view.name, len(batch))
+    return result
+
+
+def select_views(snapshot: RegistrySnapshot, names: Sequence[str] | None) -> list[FeatureViewSpec]:
+    if names:
+        unknown = [n for n in names if n not in snapshot.feature_views]
+        if unknown:
+            raise MaterializeError(
+                f"unknown feature view(s): {', '.join(unknown)}; "
+                f"the registry has: {', '.join(sorted(snapshot.feature_views)) or 'none'}"
+            )
+        return [snapshot.feature_views[n] for n in names]
+    return [v for v in snapshot.feature_views.values() if v.online]
+
+
+def incremental_start(snapshot: RegistrySnapshot, view: FeatureViewSpec, end_us: int) -> int:
+    """Where the last run ended; the first run goes back one ttl (or to the epoch)."""
+    done = snapshot.materializations.get(view.name)
+    if done is not None:
+        return done.end_us
+    if view.ttl_seconds:
+        return end_us - int(view.ttl_seconds * 1_000_000)
+    return 0
+
+
+async def materialize(
+    registry: FileRegistry,
+    offline: FileOfflineStore,
+    online: OnlineStore,
+    view_names: Sequence[str] | None,
+    end_us: int,
+    start_us: int | None = None,
+    progress: Progress | None = None,
+) -> list[ViewResult]:
+    """Materialize ``[start, end]``; without a start, each view continues where it ended."""
+    if start_us is not None and start_us > end_us:
+        raise MaterializeError(
+            f"start {timestamps.format_us(start_us)} is after end {timestamps.format_us(end_us)}"
+        )
+    snapshot = registry.read()
+    results = []
+    for view in select_views(snapshot, view_names):
+        start = start_us if start_us is not None else incremental_start(snapshot, view, end_us)
+        if start > end_us:
+            continue
+        results.append(
+            await materialize_view(snapshot.project, view, offline, online, start, end_us, progress)
+        )
+
+    def record(current: RegistrySnapshot | None) -> RegistrySnapshot:
+        if current is None:
+            raise MaterializeError("the registry disappeared during materialization")
+        windows = dict(current.materializations)
+        for result in results:
+            if result.view in current.feature_views:
+                windows[result.view] = MaterializationSpec(result.start_us, result.end_us)
+        return msgspec.structs.replace(current, materializations=windows)
+
+    if results:
+        registry.update(record)
+    return results

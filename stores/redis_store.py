@@ -1,0 +1,167 @@
+"""Redis online store.
+
+Layout: one hash per entity key (see :mod:`stores.keys`), one field per feature view,
+holding that view's record (see :mod:`stores.codec`). A request reads every view of
+every distinct entity in one pipeline round trip: one HMGET per distinct entity key,
+naming all the views that share that key.
+
+Writes go through a Lua script so that "newer event timestamp wins" is checked and
+applied atomically inside Redis, and one write call is applied whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
+
+# KEYS[i] pairs with ARGV[3i-1..3i+1] = view, event_ts_us, record; ARGV[1] = key TTL seconds.
+_WRITE_SCRIPT = """
+local ttl = tonumber(ARGV[1])
+local written = 0
+for i, key in ipairs(KEYS) do
+  local view = ARGV[3 * i - 1]
+  local ts = tonumber(ARGV[3 * i])
+  local record = ARGV[3 * i + 1]
+  local current = redis.call('HGET', key, view)
+  if (not current) or cmsgpack.unpack(current)[1] <= ts then
+    redis.call('HSET', key, view, record)
+    written = written + 1
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  end
+end
+return written
+"""
+
+#: Rows per script call; one call is atomic, so a single request's rows go in one call.
+WRITE_CHUNK = 2000
+
+
+def parse_connection_string(text: str) -> dict[str, Any]:
+    """Feast's form ``host:port,db=N,password=...,ssl=true,username=...``, or a redis:// URL."""
+    if text.startswith(("redis://", "rediss://", "unix://")):
+        return {"url": text}
+    head, *options = [part.strip() for part in text.split(",") if part.strip()]
+    host, _, port = head.rpartition(":") if ":" in head else (head, "", "6379")
+    kwargs: dict[str, Any] = {"host": host or "localhost", "port": int(port or 6379)}
+    for option in options:
+        name, sep, value = option.partition("=")
+        if not sep:
+            raise ValueError(f"connection_string option {option!r} is not name=value")
+        name = name.strip().lower()
+        if name == "db":
+            kwargs["db"] = int(value)
+        elif name in ("password", "username"):
+            kwargs[name] = unquote(value)
+        elif name == "ssl":
+            kwargs["ssl"] = value.strip().lower() in ("true", "1", "yes")
+        else:
+            raise ValueError(f"connection_string option {name!r} is not supported")
+    return kwargs
+
+
+class RedisOnlineStore(OnlineStore):
+    def __init__(
+        self,
+        connection_string: str,
+        key_ttl_seconds: int | None = None,
+        *,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        self.connection_string = connection_string
+        self.key_ttl_seconds = key_ttl_seconds or 0
+        self._kwargs = parse_connection_string(connection_string)
+        self._socket_timeout = socket_timeout
+        self._client: aioredis.Redis | None = None
+        self._write_sha: str | None = None
+
+    def describe(self) -> str:
+        kw = self._kwargs
+        return kw.get("url") or f"{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+
+    async def start(self) -> None:
+        common: dict[str, Any] = {
+            "socket_timeout": self._socket_timeout,
+            "socket_connect_timeout": self._socket_timeout,
+            "decode_responses": False,
+        }
+        kwargs = dict(self._kwargs)
+        url = kwargs.pop("url", None)
+        client = (
+            aioredis.Redis.from_url(url, **common)
+            if url
+            else aioredis.Redis(**kwargs, **common)
+        )
+        try:
+            await client.ping()
+            self._write_sha = await client.script_load(_WRITE_SCRIPT)
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
+        self._client = client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreUnavailable("Redis online store is not started")
+        return self._client
+
+    async def ping(self) -> None:
+        try:
+            await self._redis().ping()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis at {self.describe()}: {exc}") from exc
+
+    async def read(self, batches: Sequence[ReadBatch]) -> ReadResult:
+        client = self._redis()
+        try:
+            if len(batches) == 1 and len(batches[0].keys) == 1:
+                batch = batches[0]
+                return [[await client.hmget(batch.keys[0], batch.views)]]
+            pipe = client.pipeline(transaction=False)
+            for batch in batches:
+                for key in batch.keys:
+                    pipe.hmget(key, batch.views)
+            replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis read failed: {exc}") from exc
+        results: ReadResult = []
+        offset = 0
+        for batch in batches:
+            results.append(replies[offset : offset + len(batch.keys)])
+            offset += len(batch.keys)
+        return results
+
+    async def write(self, rows: Sequence[WriteRow]) -> int:
+        client = self._redis()
+        written = 0
+        try:
+            for start in range(0, len(rows), WRITE_CHUNK):
+                chunk = rows[start : start + WRITE_CHUNK]
+                args: list[Any] = [self.key_ttl_seconds]
+                for row in chunk:
+                    args += (row.view, row.event_ts_us, row.record)
+                keys = [row.key for row in chunk]
+                written += int(await client.evalsha(self._write_sha or "", len(keys), *keys, *args))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis write failed: {exc}") from exc
+        return written
+
+    async def delete_views(self, views: Sequence[str]) -> None:
+        if not views:
+            return
+        client = self._redis()
+        try:
+            async for key in client.scan_iter(count=1000):
+                await client.hdel(key, *views)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis delete failed: {exc}") from exc

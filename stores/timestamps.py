@@ -1,0 +1,63 @@
+"""Event timestamps as integer microseconds since the Unix epoch (UTC).
+
+Integers compare and store cheaply; conversion to and from text happens only at the edges.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+EPOCH_TEXT = "1970-01-01T00:00:00Z"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def from_datetime(value: datetime) -> int:
+    """A naive datetime is taken as UTC, as Feast does."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse(text: str) -> int:
+    """Parse ISO 8601 / RFC 3339 text; no offset means UTC. Raises ValueError."""
+    candidate = text.strip()
+    if candidate.endswith(("Z", "z")):
+        candidate = candidate[:-1] + "+00:00"
+    fraction_digits = 0
+    dot = candidate.find(".")
+    if dot != -1:
+        end = dot + 1
+        while end < len(candidate) and candidate[end].isdigit():
+            end += 1
+        fraction_digits = end - dot - 1
+        if fraction_digits > 6:  # datetime keeps microseconds; drop nanoseconds
+            candidate = candidate[: dot + 7] + candidate[end:]
+    try:
+        return from_datetime(datetime.fromisoformat(candidate))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 timestamp") from None
+
+
+def to_datetime(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def format_us(us: int) -> str:
+    """RFC 3339 with ``Z``; fractional digits only as many as needed (0, 3 or 6)."""
+    seconds, micros = divmod(us, 1_000_000)
+    t = time.gmtime(seconds)
+    base = (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+    if micros == 0:
+        return base + "Z"
+    if micros % 1000 == 0:
+        return f"{base}.{micros // 1000:03d}Z"
+    return f"{base}.{micros:06d}Z"
