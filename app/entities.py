@@ -73,11 +73,15 @@ def coerce_column(name: str, values: list[Any], coerce: Coercer) -> list[Any]:
     raise AssertionError("unreachable")
 
 
-def check_shape(entities: dict[str, list[Any]]) -> int:
-    """Every column must be non-empty and of the same length; returns the row count."""
+def check_shape(entities: dict[str, Any]) -> int:
+    """Every column must be a non-empty list, all of one length; returns the row count."""
     if not entities:
         raise ApiError(422, "empty", ["body", "entities"],
                        "must name at least one join key with its values")
+    for name, values in entities.items():
+        if type(values) is not list:
+            raise ApiError(422, "type_error", ["body", "entities", name],
+                           f"expected a list of values, got {type(values).__name__}", values)
     lengths = {name: len(values) for name, values in entities.items()}
     for name, length in lengths.items():
         if length == 0:

@@ -81,5 +81,10 @@ def from_decode_error(exc: msgspec.MsgspecError, body: bytes) -> ApiError:
             return ApiError(422, "missing", [*loc, missing.group(1)], "field required")
         return ApiError(422, "type_error", loc, text)
     byte = _BYTE.search(message)
-    loc_json: Loc = ["body", int(byte.group(1))] if byte else ["body"]
+    if byte:
+        loc_json: Loc = ["body", int(byte.group(1))]
+    elif "truncated" in message:
+        loc_json = ["body", len(body)]
+    else:
+        loc_json = ["body"]
     return ApiError(422, "json_invalid", loc_json, message)

@@ -8,8 +8,9 @@ import msgspec
 
 
 class GetOnlineFeaturesRequest(msgspec.Struct):
-    #: Columnar entity rows: join key -> one value per row.
-    entities: dict[str, list[Any]]
+    #: Columnar entity rows: join key -> one value per row. Columns are checked by
+    #: app.entities.check_shape, which can name the offending key.
+    entities: dict[str, Any]
     features: list[str] = []
     feature_service: str | None = None
     full_feature_names: bool = False

@@ -34,13 +34,32 @@ class ViewResult:
     written: int = 0
 
 
+def _epoch_us(value: object) -> object:
+    return value
+
+
+def epoch_timestamp_features(view: FeatureViewSpec, columns: dict[str, str]) -> frozenset[str]:
+    """UnixTimestamp features held in timestamp columns, read as epoch microseconds."""
+    source = view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
+    reverse = {target: column for column, target in source.field_mapping.items()}
+    return frozenset(
+        f.name
+        for f in view.features
+        if f.dtype == "UnixTimestamp"
+        and columns.get(reverse.get(f.name, f.name), "").upper().startswith(("TIMESTAMP", "DATE"))
+    )
+
+
 def view_writer(
-    project: str, view: FeatureViewSpec
+    project: str, view: FeatureViewSpec, epoch_features: frozenset[str] = frozenset()
 ) -> Callable[[Sequence[object]], tuple[bytes, int, bytes]]:
     """Turn an offline row ``(*join_keys, event_ts_us, *features)`` into a record."""
     key_encoder = make_key_encoder(project, [(k.name, k.dtype) for k in view.join_keys])
     key_count = len(view.join_keys)
-    features = [(f.name, codec.normalizer(f.dtype)) for f in view.features]
+    features = [
+        (f.name, _epoch_us if f.name in epoch_features else codec.normalizer(f.dtype))
+        for f in view.features
+    ]
     key_normalizers = [codec.normalizer(k.dtype) for k in view.join_keys]
 
     def convert(row: Sequence[object]) -> tuple[bytes, int, bytes]:
@@ -66,7 +85,8 @@ async def materialize_view(
     progress: Progress | None = None,
 ) -> ViewResult:
     source = view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
-    convert = view_writer(project, view)
+    epoch_features = epoch_timestamp_features(view, offline.describe(source))
+    convert = view_writer(project, view, epoch_features)
     result = ViewResult(view.name, start_us, end_us)
     batches = offline.latest_rows(
         source,
@@ -74,6 +94,7 @@ async def materialize_view(
         [f.name for f in view.features],
         start_us,
         end_us,
+        as_epoch_us=epoch_features,
     )
     for batch in batches:
         rows = []

@@ -55,7 +55,7 @@ class FileOfflineStore:
         return con
 
     def describe(self, source: FileSourceSpec) -> dict[str, str]:
-        """Column name -> DuckDB type name, as the files hold them."""
+        """Column name -> DuckDB type name, as the files hold them (before field_mapping)."""
         con = self._connect()
         try:
             rows = con.execute(f"DESCRIBE SELECT * FROM {self._relation(source)}").fetchall()
@@ -75,11 +75,13 @@ class FileOfflineStore:
         start_us: int,
         end_us: int,
         batch_size: int = 10_000,
+        as_epoch_us: frozenset[str] = frozenset(),
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The newest row per entity with ``start <= event time <= end``.
 
         Rows come as tuples ``(*join_keys, event_ts_us, *features)``. Ties on the event
-        time go to the row with the latest created timestamp.
+        time go to the row with the latest created timestamp. Features named in
+        ``as_epoch_us`` (timestamp columns) come as integer microseconds.
         """
         mapping = source.field_mapping
         reverse = {target: column for column, target in mapping.items()}
@@ -87,13 +89,16 @@ class FileOfflineStore:
         def column(name: str) -> str:
             return _ident(reverse.get(name, name))
 
+        def feature(name: str) -> str:
+            return f"epoch_us({column(name)})" if name in as_epoch_us else column(name)
+
         ts = f"epoch_us({_ident(source.timestamp_field)})"
         order = f"{ts} DESC"
         if source.created_timestamp_column:
             order += f", {_ident(source.created_timestamp_column)} DESC NULLS LAST"
         keys = ", ".join(column(k) for k in join_keys)
         selected = ", ".join(
-            [*(column(k) for k in join_keys), ts, *(column(f) for f in features)]
+            [*(column(k) for k in join_keys), ts, *(feature(f) for f in features)]
         )
         sql = (
             f"SELECT {selected} FROM {self._relation(source)} "

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One private redis-server for the session; tests use their own db or flush it."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_conn(redis_server: RedisServer) -> Iterator[str]:
+    """A connection string to an empty database on the private server."""
+    import redis
+
+    client = redis.Redis(port=redis_server.port)
+    client.flushall()
+    yield redis_server.connection_string
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
+    """Each test that takes this runs once per online store."""
+    if request.param == "sqlite":
+        return {"type": "sqlite", "path": "data/online.db"}
+    conn = request.getfixturevalue("redis_conn")
+    return {"type": "redis", "connection_string": conn}
