@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
@@ -89,6 +91,9 @@ class RedisOnlineStore(OnlineStore):
             "socket_timeout": self._socket_timeout,
             "socket_connect_timeout": self._socket_timeout,
             "decode_responses": False,
+            # One immediate retry replaces a connection that died with a Redis restart;
+            # more (with backoff) would only delay the 503 a client should get now.
+            "retry": Retry(NoBackoff(), 1),
         }
         kwargs = dict(self._kwargs)
         url = kwargs.pop("url", None)
