@@ -74,11 +74,13 @@ class RedisOnlineStore(OnlineStore):
         key_ttl_seconds: int | None = None,
         *,
         socket_timeout: float = 5.0,
+        max_connections: int = 64,
     ) -> None:
         self.connection_string = connection_string
         self.key_ttl_seconds = key_ttl_seconds or 0
         self._kwargs = parse_connection_string(connection_string)
         self._socket_timeout = socket_timeout
+        self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
         self._write_sha: str | None = None
 
@@ -97,22 +99,27 @@ class RedisOnlineStore(OnlineStore):
         }
         kwargs = dict(self._kwargs)
         url = kwargs.pop("url", None)
-        client = (
-            aioredis.Redis.from_url(url, **common)
+        # A bounded pool: past max_connections, callers wait (up to the timeout) for a
+        # free connection instead of opening connections without limit.
+        pool_options = {"max_connections": self.max_connections,
+                        "timeout": self._socket_timeout, **common}
+        pool = (
+            aioredis.BlockingConnectionPool.from_url(url, **pool_options)
             if url
-            else aioredis.Redis(**kwargs, **common)
+            else aioredis.BlockingConnectionPool(**kwargs, **pool_options)
         )
+        client = aioredis.Redis(connection_pool=pool)
         try:
             await client.ping()
             self._write_sha = await client.script_load(_WRITE_SCRIPT)
         except (RedisError, OSError) as exc:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
         self._client = client
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.aclose(close_connection_pool=True)
             self._client = None
 
     def _redis(self) -> aioredis.Redis:
