@@ -30,8 +30,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Routing errors keep Feast's shape: {"detail": "Not Found"}."""
     assert isinstance(exc, HTTPException)
-    return Response(orjson.dumps({"detail": exc.detail}), exc.status_code,
-                    headers=exc.headers, media_type="application/json")
+    return Response(
+        orjson.dumps({"detail": exc.detail}),
+        exc.status_code,
+        headers=exc.headers,
+        media_type="application/json",
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -45,8 +45,8 @@ async def read_online_features(
     results: list[FeatureVector | None] = [None] * plan.column_count
     present_entities = [PRESENT] * rows
     epochs = [EPOCH] * rows
-    for i, values in enumerate(columns):
-        results[i] = FeatureVector(values, present_entities, epochs)
+    for i, entity_values in enumerate(columns):
+        results[i] = FeatureVector(entity_values, present_entities, epochs)
 
     for group, positions, records in zip(plan.groups, row_to_key, stored, strict=True):
         for v, read in enumerate(group.views):
@@ -57,9 +57,9 @@ async def read_online_features(
                 if blob is None:
                     decoded.append(None)
                     continue
-                event_ts, values = codec.decode_record(blob)
+                event_ts, stored_values = codec.decode_record(blob)
                 stale = read.ttl_us > 0 and now_us - event_ts > read.ttl_us
-                decoded.append((timestamps.format_us(event_ts), stale, values))
+                decoded.append((timestamps.format_us(event_ts), stale, stored_values))
             for slot in read.slots:
                 out_values: list[Any] = []
                 out_statuses: list[str] = []
@@ -72,9 +72,9 @@ async def read_online_features(
                         out_statuses.append(NOT_FOUND)
                         out_ts.append(EPOCH)
                         continue
-                    ts_text, stale, values = record
+                    ts_text, stale, stored_values = record
                     out_ts.append(ts_text)
-                    value = values.get(feature, _MISSING)
+                    value = stored_values.get(feature, _MISSING)
                     if stale:
                         out_values.append(None)
                         out_statuses.append(OUTSIDE_MAX_AGE)

@@ -44,9 +44,11 @@ def cmd_init(args: argparse.Namespace) -> None:
         init_repo(target)
     except FileExistsError as exc:
         raise CliError(str(exc)) from None
-    print(f"Created a demo feature repo in {target}.\n"
-          f"Next: cd {args.name} && ladle apply && ladle materialize-incremental now "
-          "&& ladle serve")
+    print(
+        f"Created a demo feature repo in {target}.\n"
+        f"Next: cd {args.name} && ladle apply && ladle materialize-incremental now "
+        "&& ladle serve"
+    )
 
 
 def cmd_apply(args: argparse.Namespace) -> None:
@@ -78,14 +80,21 @@ def _print_progress(view: str, rows: int) -> None:
     print(f"  {view}: +{rows} rows", file=sys.stderr, flush=True)
 
 
-async def _materialize(settings: RepoSettings, views: Sequence[str] | None, end_us: int,
-                       start_us: int | None) -> list[ViewResult]:
+async def _materialize(
+    settings: RepoSettings, views: Sequence[str] | None, end_us: int, start_us: int | None
+) -> list[ViewResult]:
     store = create_online_store(settings)
     await store.start()
     try:
-        return await materialize(FileRegistry(settings.registry_path),
-                                 FileOfflineStore(settings.root), store, views, end_us,
-                                 start_us, _print_progress)
+        return await materialize(
+            FileRegistry(settings.registry_path),
+            FileOfflineStore(settings.root),
+            store,
+            views,
+            end_us,
+            start_us,
+            _print_progress,
+        )
     finally:
         await store.close()
 
@@ -94,8 +103,10 @@ def _report(results: list[ViewResult]) -> None:
     if not results:
         print("Nothing to materialize.")
     for r in results:
-        print(f"{r.view}: {timestamps.format_us(r.start_us)} to {timestamps.format_us(r.end_us)}"
-              f": {r.rows} entities read, {r.written} written")
+        print(
+            f"{r.view}: {timestamps.format_us(r.start_us)} to {timestamps.format_us(r.end_us)}"
+            f": {r.rows} entities read, {r.written} written"
+        )
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
@@ -107,55 +118,77 @@ def cmd_materialize_incremental(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    options = ServeOptions(host=args.host, port=args.port, workers=args.workers,
-                           registry_ttl_sec=args.registry_ttl_sec,
-                           access_log=not args.no_access_log, log_level=args.log_level)
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        registry_ttl_sec=args.registry_ttl_sec,
+        access_log=not args.no_access_log,
+        log_level=args.log_level,
+    )
     code = serve(Path(args.chdir), options)
     if code:
         raise SystemExit(code)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ladle", description=(
-        "Ladle: an online feature server that speaks Feast's HTTP API."))
-    parser.add_argument("-c", "--chdir", default=".", metavar="REPO",
-                        help="the feature repo folder (default: the working directory)")
+    parser = argparse.ArgumentParser(
+        prog="ladle", description=("Ladle: an online feature server that speaks Feast's HTTP API.")
+    )
+    parser.add_argument(
+        "-c",
+        "--chdir",
+        default=".",
+        metavar="REPO",
+        help="the feature repo folder (default: the working directory)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = commands.add_parser("init", help="write a runnable demo feature repo")
     init.add_argument("name", help="folder to create")
     init.set_defaults(run=cmd_init)
 
-    apply = commands.add_parser("apply", help="check the repo's definitions and write the "
-                                              "registry")
+    apply = commands.add_parser("apply", help="check the repo's definitions and write the registry")
     apply.set_defaults(run=cmd_apply)
 
     views_help = "feature views to materialize (default: every online view)"
-    mat = commands.add_parser("materialize", help="copy the latest offline values in "
-                                                  "[START, END] to the online store")
+    mat = commands.add_parser(
+        "materialize", help="copy the latest offline values in [START, END] to the online store"
+    )
     mat.add_argument("start", type=_timestamp, help="ISO 8601 time (no offset = UTC) or 'now'")
     mat.add_argument("end", type=_timestamp, help="ISO 8601 time (no offset = UTC) or 'now'")
     mat.add_argument("-v", "--views", nargs="+", metavar="VIEW", help=views_help)
     mat.set_defaults(run=cmd_materialize)
 
-    inc = commands.add_parser("materialize-incremental", help="materialize each view from "
-                                                              "where its last run ended to END")
+    inc = commands.add_parser(
+        "materialize-incremental", help="materialize each view from where its last run ended to END"
+    )
     inc.add_argument("end", type=_timestamp, help="ISO 8601 time (no offset = UTC) or 'now'")
     inc.add_argument("-v", "--views", nargs="+", metavar="VIEW", help=views_help)
     inc.set_defaults(run=cmd_materialize_incremental)
 
     srv = commands.add_parser("serve", help="serve the HTTP API with hypercorn")
-    srv.add_argument("-H", "--host", default="127.0.0.1", help="address to bind "
-                                                               "(default 127.0.0.1)")
+    srv.add_argument(
+        "-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
     srv.add_argument("-p", "--port", type=int, default=6566, help="port (default 6566)")
-    srv.add_argument("-w", "--workers", type=int, default=1,
-                     help="worker processes; -1 means 2 x cores + 1 (default 1)")
-    srv.add_argument("-r", "--registry-ttl-sec", type=float, default=None,
-                     help="seconds between registry change checks (default: the repo's "
-                          "registry cache_ttl_seconds, 5)")
+    srv.add_argument(
+        "-w",
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; -1 means 2 x cores + 1 (default 1)",
+    )
+    srv.add_argument(
+        "-r",
+        "--registry-ttl-sec",
+        type=float,
+        default=None,
+        help="seconds between registry change checks (default: the repo's "
+        "registry cache_ttl_seconds, 5)",
+    )
     srv.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    srv.add_argument("--log-level", default="info",
-                     choices=["debug", "info", "warning", "error"])
+    srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     srv.set_defaults(run=cmd_serve)
     return parser
 
@@ -164,8 +197,15 @@ def main_cli(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (CliError, ConfigError, RepoError, RegistryError, MaterializeError,
-            OfflineStoreError, StoreUnavailable) as exc:
+    except (
+        CliError,
+        ConfigError,
+        RepoError,
+        RegistryError,
+        MaterializeError,
+        OfflineStoreError,
+        StoreUnavailable,
+    ) as exc:
         print(f"ladle {args.command}: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:

@@ -68,20 +68,27 @@ def coerce_column(name: str, values: list[Any], coerce: Coercer) -> list[Any]:
         try:
             coerce(value)
         except ValueError as exc:
-            raise ApiError(422, "entity_value", ["body", "entities", name, row],
-                           f"{exc}, got {value!r}", value) from None
+            raise ApiError(
+                422, "entity_value", ["body", "entities", name, row], f"{exc}, got {value!r}", value
+            ) from None
     raise AssertionError("unreachable")
 
 
 def check_shape(entities: dict[str, Any]) -> int:
     """Every column must be a non-empty list, all of one length; returns the row count."""
     if not entities:
-        raise ApiError(422, "empty", ["body", "entities"],
-                       "must name at least one join key with its values")
+        raise ApiError(
+            422, "empty", ["body", "entities"], "must name at least one join key with its values"
+        )
     for name, values in entities.items():
         if type(values) is not list:
-            raise ApiError(422, "type_error", ["body", "entities", name],
-                           f"expected a list of values, got {type(values).__name__}", values)
+            raise ApiError(
+                422,
+                "type_error",
+                ["body", "entities", name],
+                f"expected a list of values, got {type(values).__name__}",
+                values,
+            )
     lengths = {name: len(values) for name, values in entities.items()}
     for name, length in lengths.items():
         if length == 0:
@@ -90,6 +97,10 @@ def check_shape(entities: dict[str, Any]) -> int:
         described = ", ".join(f"{name}: {length}" for name, length in lengths.items())
         first = next(iter(lengths))
         odd = next(n for n, length in lengths.items() if length != lengths[first])
-        raise ApiError(422, "ragged", ["body", "entities", odd],
-                       f"entity columns must have the same length; got {described}")
+        raise ApiError(
+            422,
+            "ragged",
+            ["body", "entities", odd],
+            f"entity columns must have the same length; got {described}",
+        )
     return next(iter(lengths.values()))

@@ -60,12 +60,21 @@ PlanKey = tuple[tuple[str, ...], str | None, bool, tuple[str, ...], bool]
 def _parse_reference(ref: str, index: int) -> tuple[str, str]:
     view, sep, feature = ref.partition(":")
     if not sep or not view or not feature:
-        raise ApiError(422, "invalid_feature_reference", ["body", "features", index],
-                       f"{ref!r} is not a feature reference; expected 'feature_view:feature'",
-                       ref)
+        raise ApiError(
+            422,
+            "invalid_feature_reference",
+            ["body", "features", index],
+            f"{ref!r} is not a feature reference; expected 'feature_view:feature'",
+            ref,
+        )
     if "@" in view:
-        raise ApiError(422, "invalid_feature_reference", ["body", "features", index],
-                       f"{ref!r}: feature view versions ('view@vN') are not supported", ref)
+        raise ApiError(
+            422,
+            "invalid_feature_reference",
+            ["body", "features", index],
+            f"{ref!r}: feature view versions ('view@vN') are not supported",
+            ref,
+        )
     return view, feature
 
 
@@ -75,19 +84,32 @@ def _selection(
     """(view, feature, loc for errors) for every requested feature, in output order."""
     if service is not None:
         if features:
-            raise ApiError(422, "conflict", ["body", "features"],
-                           "give either features or feature_service, not both")
+            raise ApiError(
+                422,
+                "conflict",
+                ["body", "features"],
+                "give either features or feature_service, not both",
+            )
         spec = snapshot.feature_services.get(service)
         if spec is None:
-            raise ApiError(404, "feature_service_not_found", ["body", "feature_service"],
-                           f"feature service {service!r} does not exist in project "
-                           f"{snapshot.project!r}", service)
+            raise ApiError(
+                404,
+                "feature_service_not_found",
+                ["body", "feature_service"],
+                f"feature service {service!r} does not exist in project {snapshot.project!r}",
+                service,
+            )
         loc: list[str | int] = ["body", "feature_service"]
-        return [(snapshot.feature_views[p.view], f, loc) for p in spec.projections
-                for f in p.features]
+        return [
+            (snapshot.feature_views[p.view], f, loc) for p in spec.projections for f in p.features
+        ]
     if not features:
-        raise ApiError(422, "empty", ["body", "features"],
-                       "must list at least one 'feature_view:feature', or give a feature_service")
+        raise ApiError(
+            422,
+            "empty",
+            ["body", "features"],
+            "must list at least one 'feature_view:feature', or give a feature_service",
+        )
     selected = []
     seen: set[str] = set()
     for index, ref in enumerate(features):
@@ -95,15 +117,29 @@ def _selection(
         loc = ["body", "features", index]
         view = snapshot.feature_views.get(view_name)
         if view is None:
-            raise ApiError(404, "feature_view_not_found", loc,
-                           f"feature view {view_name!r} does not exist in project "
-                           f"{snapshot.project!r}", ref)
+            raise ApiError(
+                404,
+                "feature_view_not_found",
+                loc,
+                f"feature view {view_name!r} does not exist in project {snapshot.project!r}",
+                ref,
+            )
         if view.feature(feature) is None:
-            raise ApiError(404, "feature_not_found", loc,
-                           f"feature view {view_name!r} has no feature {feature!r}", ref)
+            raise ApiError(
+                404,
+                "feature_not_found",
+                loc,
+                f"feature view {view_name!r} has no feature {feature!r}",
+                ref,
+            )
         if not view.online:
-            raise ApiError(422, "feature_view_offline", loc,
-                           f"feature view {view_name!r} is not served online (online=False)", ref)
+            raise ApiError(
+                422,
+                "feature_view_offline",
+                loc,
+                f"feature view {view_name!r} is not served online (online=False)",
+                ref,
+            )
         if ref in seen:
             raise ApiError(422, "duplicate_feature", loc, f"{ref!r} is requested twice", ref)
         seen.add(ref)
@@ -127,14 +163,21 @@ def build_plan(
     for name in entity_names:
         if name not in key_types:
             expected = ", ".join(sorted(key_types)) or "none"
-            raise ApiError(422, "unknown_join_key", ["body", "entities", name],
-                           f"{name!r} is not a join key of the requested features "
-                           f"(expected: {expected})")
+            raise ApiError(
+                422,
+                "unknown_join_key",
+                ["body", "entities", name],
+                f"{name!r} is not a join key of the requested features (expected: {expected})",
+            )
     for view, _, _ in selection:
         for key in view.join_keys:
             if key.name not in entity_names:
-                raise ApiError(422, "missing_join_key", ["body", "entities"],
-                               f"feature view {view.name!r} needs join key {key.name!r}")
+                raise ApiError(
+                    422,
+                    "missing_join_key",
+                    ["body", "entities"],
+                    f"feature view {view.name!r} needs join key {key.name!r}",
+                )
 
     names = list(entity_names)
     owners: dict[str, str] = {}
@@ -143,9 +186,13 @@ def build_plan(
     for view, feature, loc in selection:
         name = f"{view.name}__{feature}" if full_names else feature
         if name in owners or name in entity_names:
-            raise ApiError(422, "name_collision", loc,
-                           f"two requested columns are both named {name!r}; "
-                           "set full_feature_names to true to tell them apart")
+            raise ApiError(
+                422,
+                "name_collision",
+                loc,
+                f"two requested columns are both named {name!r}; "
+                "set full_feature_names to true to tell them apart",
+            )
         owners[name] = view.name
         field = view.feature(feature)
         assert field is not None
@@ -165,8 +212,14 @@ def build_plan(
     groups = []
     for keys, reads in grouped.items():
         encoder = make_key_encoder(snapshot.project, [(k, key_types[k]) for k in keys])
-        groups.append(KeyGroup(tuple(position[k] for k in keys), encoder, tuple(reads),
-                               tuple(r.view for r in reads)))
+        groups.append(
+            KeyGroup(
+                tuple(position[k] for k in keys),
+                encoder,
+                tuple(reads),
+                tuple(r.view for r in reads),
+            )
+        )
 
     metadata = ResponseMetadata(feature_names=names)
     if include_view_metadata:
@@ -200,16 +253,21 @@ class PlanCache:
         entity_names: Sequence[str],
         include_view_metadata: bool,
     ) -> ReadPlan:
-        key: PlanKey = (tuple(features), service, full_names, tuple(entity_names),
-                        include_view_metadata)
+        key: PlanKey = (
+            tuple(features),
+            service,
+            full_names,
+            tuple(entity_names),
+            include_view_metadata,
+        )
         plan = self._plans.get(key)
         if plan is None:
             if self.snapshot is None:
                 raise ApiError(503, "registry_unavailable", [], "the registry is not loaded")
-            plan = build_plan(self.snapshot, features, service, full_names, entity_names,
-                              include_view_metadata)
+            plan = build_plan(
+                self.snapshot, features, service, full_names, entity_names, include_view_metadata
+            )
             if len(self._plans) >= self.max_entries:
                 self._plans.clear()
             self._plans[key] = plan
         return plan
-

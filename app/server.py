@@ -39,13 +39,19 @@ def serve(repo: Path, options: ServeOptions) -> int:
 
     config = Config()
     config.application_path = "app:main"
-    config.bind = [f"[{options.host}]:{options.port}" if ":" in options.host
-                   else f"{options.host}:{options.port}"]
+    config.bind = [
+        f"[{options.host}]:{options.port}"
+        if ":" in options.host
+        else f"{options.host}:{options.port}"
+    ]
     config.workers = effective_workers(options.workers)
     config.worker_class = "uvloop"
     config.accesslog = "-" if options.access_log else None
     config.errorlog = "-"
     config.loglevel = options.log_level.upper()
-    print(f"ladle: serving {settings.root} on http://{config.bind[0]} "
-          f"with {config.workers} worker(s)", flush=True)
+    print(
+        f"ladle: serving {settings.root} on http://{config.bind[0]} "
+        f"with {config.workers} worker(s)",
+        flush=True,
+    )
     return run(config)

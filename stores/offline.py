@@ -97,9 +97,7 @@ class FileOfflineStore:
         if source.created_timestamp_column:
             order += f", {_ident(source.created_timestamp_column)} DESC NULLS LAST"
         keys = ", ".join(column(k) for k in join_keys)
-        selected = ", ".join(
-            [*(column(k) for k in join_keys), ts, *(feature(f) for f in features)]
-        )
+        selected = ", ".join([*(column(k) for k in join_keys), ts, *(feature(f) for f in features)])
         sql = (
             f"SELECT {selected} FROM {self._relation(source)} "
             f"WHERE {ts} BETWEEN ? AND ? "

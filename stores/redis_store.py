@@ -12,7 +12,7 @@ applied atomically inside Redis, and one write call is applied whole.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
@@ -101,8 +101,11 @@ class RedisOnlineStore(OnlineStore):
         url = kwargs.pop("url", None)
         # A bounded pool: past max_connections, callers wait (up to the timeout) for a
         # free connection instead of opening connections without limit.
-        pool_options = {"max_connections": self.max_connections,
-                        "timeout": self._socket_timeout, **common}
+        pool_options = {
+            "max_connections": self.max_connections,
+            "timeout": self._socket_timeout,
+            **common,
+        }
         pool = (
             aioredis.BlockingConnectionPool.from_url(url, **pool_options)
             if url
@@ -138,7 +141,8 @@ class RedisOnlineStore(OnlineStore):
         try:
             if len(batches) == 1 and len(batches[0].keys) == 1:
                 batch = batches[0]
-                return [[await client.hmget(batch.keys[0], batch.views)]]
+                reply = await client.hmget(batch.keys[0], batch.views)
+                return [[cast(list[bytes | None], reply)]]
             pipe = client.pipeline(transaction=False)
             for batch in batches:
                 for key in batch.keys:

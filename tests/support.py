@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -41,8 +42,21 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed; run scripts/install-test-deps")
         self.port = free_port()
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes"],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--protected-mode",
+                "yes",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -90,11 +104,14 @@ def write_repo(
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(["ladle", *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+    ladle = Path(sys.executable).parent / "ladle"  # the one installed next to this Python
+    result = subprocess.run(
+        [str(ladle), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"ladle {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

@@ -87,21 +87,30 @@ FROM (
 
 def _write_data(root: Path) -> None:
     write_parquet(root / "data/driver_stats.parquet", STATS_SQL)
-    write_parquet(root / "data/driver_profile.parquet", """
+    write_parquet(
+        root / "data/driver_profile.parquet",
+        """
         SELECT * FROM (VALUES (1001::BIGINT, 4.5::DOUBLE, 'sedan', true),
                               (1002, 3.9, 'suv', false), (1003, 4.1, 'van', NULL))
                AS t(driver_id, rating, vehicle, certified),
-             (SELECT now() - INTERVAL 5 DAY AS ts)""")
-    write_parquet(root / "data/customer.parquet", """
+             (SELECT now() - INTERVAL 5 DAY AS ts)""",
+    )
+    write_parquet(
+        root / "data/customer.parquet",
+        """
         SELECT 'c1' AS customer_id, 'Ada' AS name, ['a', 'b'] AS tags,
                [1.5, 'NaN'::DOUBLE, 'inf'::DOUBLE] AS scores,
                MAP {'tier': 'gold'} AS attrs, '{"x": 1}' AS config,
                '\\x01\\x02'::BLOB AS avatar,
                TIMESTAMPTZ '2024-01-02 03:04:05.123+00' AS signed_up,
-               TIMESTAMPTZ '2026-01-01 00:00:00+00' AS ts""")
-    write_parquet(root / "data/pairs.parquet", """
+               TIMESTAMPTZ '2026-01-01 00:00:00+00' AS ts""",
+    )
+    write_parquet(
+        root / "data/pairs.parquet",
+        """
         SELECT 1001::BIGINT AS driver_id, 'c1' AS customer_id, 7::BIGINT AS trips_together,
-               now() AS ts""")
+               now() AS ts""",
+    )
 
 
 async def build_repo(root: Path, online_store: dict[str, object]) -> Path:
@@ -112,8 +121,9 @@ async def build_repo(root: Path, online_store: dict[str, object]) -> Path:
     store = create_online_store(settings)
     await store.start()
     try:
-        await materialize(FileRegistry(settings.registry_path), FileOfflineStore(root), store,
-                          None, now_us(), 0)
+        await materialize(
+            FileRegistry(settings.registry_path), FileOfflineStore(root), store, None, now_us(), 0
+        )
     finally:
         await store.close()
     return root

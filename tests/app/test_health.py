@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from app.asgi import _api_error
+from app.errors import ApiError
+from app.health import health
 from app.state import ServingState
-from tests.app.conftest import serve
+from tests.app.conftest import build_repo, serve
 from tests.support import RedisServer, write_repo
 
 DEFS = """
@@ -26,9 +33,9 @@ async def test_health_is_ok_while_serving(repo: Path) -> None:
 async def test_health_reports_an_unreachable_store(tmp_path: Path) -> None:
     # A private Redis that we stop while the app is serving.
     server = RedisServer(tmp_path)
-    from tests.app.conftest import build_repo
-    root = await build_repo(tmp_path / "repo", {"type": "redis",
-                                                "connection_string": server.connection_string})
+    root = await build_repo(
+        tmp_path / "repo", {"type": "redis", "connection_string": server.connection_string}
+    )
     try:
         async for client in serve(root):
             assert (await client.get("/health")).status_code == 200
@@ -37,8 +44,10 @@ async def test_health_reports_an_unreachable_store(tmp_path: Path) -> None:
             assert response.status_code == 503
             (detail,) = response.json()["detail"]
             assert detail["type"] == "store_unavailable"
-            read = await client.post("/get-online-features", json={
-                "entities": {"driver_id": [1001]}, "features": ["driver_profile:rating"]})
+            read = await client.post(
+                "/get-online-features",
+                json={"entities": {"driver_id": [1001]}, "features": ["driver_profile:rating"]},
+            )
             assert read.status_code == 503
             assert read.json()["detail"][0]["type"] == "store_unavailable"
     finally:
@@ -50,18 +59,11 @@ async def test_health_without_registry_snapshot(tmp_path: Path) -> None:
     write_repo(tmp_path, DEFS)
     state = ServingState.from_repo(tmp_path, None)
     assert state.snapshot is None  # never loaded: the route must say so
-    from starlette.applications import Starlette
-    from starlette.routing import Route
-
-    import httpx
-    from app.asgi import _api_error
-    from app.errors import ApiError
-    from app.health import health
-
     app = Starlette(routes=[Route("/health", health)], exception_handlers={ApiError: _api_error})
     app.state.ladle = state
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         response = await client.get("/health")
     assert response.status_code == 503
     assert response.json()["detail"][0]["type"] == "registry_unavailable"

@@ -19,10 +19,13 @@ async def test_reload_while_serving(tmp_path: Path) -> None:
         assert (await client.post(URL, json=request)).status_code == 404
 
         # A new view over existing data appears after `ladle apply`...
-        (root / "features.py").write_text(DEFINITIONS + """
+        (root / "features.py").write_text(
+            DEFINITIONS
+            + """
 driver_extra = FeatureView(name="driver_extra", entities=[driver],
                            schema=[Field(name="rating", dtype=Float64)], source=profile_source)
-""")
+"""
+        )
         apply_repo(load_repo_config(root))
         for _ in range(100):
             response = await client.post(URL, json=request)

@@ -30,14 +30,30 @@ from tests.app.conftest import serve
 WIRE = Path(__file__).resolve().parents[2].parent / "shared" / "feast-reference" / "wire"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
-SUCCESS = ["gof_features", "gof_single_row", "gof_full_feature_names", "gof_duplicate_ids",
-           "gof_entity_id_as_string", "gof_include_version_metadata", "gof_unknown_entity_id"]
-CLIENT_MISTAKES = ["gof_empty_body", "gof_empty_entity_list", "gof_empty_features",
-                   "gof_feature_ref_without_colon", "gof_malformed_json",
-                   "gof_mismatched_entity_lengths", "gof_missing_entities_field",
-                   "gof_unknown_entity_key_name", "gof_unknown_feature_name",
-                   "gof_unknown_feature_service", "gof_unknown_feature_view",
-                   "gof_wrong_type_entities", "gof_wrong_method_GET"]
+SUCCESS = [
+    "gof_features",
+    "gof_single_row",
+    "gof_full_feature_names",
+    "gof_duplicate_ids",
+    "gof_entity_id_as_string",
+    "gof_include_version_metadata",
+    "gof_unknown_entity_id",
+]
+CLIENT_MISTAKES = [
+    "gof_empty_body",
+    "gof_empty_entity_list",
+    "gof_empty_features",
+    "gof_feature_ref_without_colon",
+    "gof_malformed_json",
+    "gof_mismatched_entity_lengths",
+    "gof_missing_entities_field",
+    "gof_unknown_entity_key_name",
+    "gof_unknown_feature_name",
+    "gof_unknown_feature_service",
+    "gof_unknown_feature_view",
+    "gof_wrong_type_entities",
+    "gof_wrong_method_GET",
+]
 
 
 class Capture:
@@ -46,8 +62,14 @@ class Capture:
         request = text.split("### REQUEST\n", 1)[1].split("\n### RESPONSE", 1)[0]
         head, _, body = request.partition("\n\n")
         self.method, self.path = head.splitlines()[0].split()[:2]
-        self.content_type = next((line.split(":", 1)[1].strip() for line in head.splitlines()
-                                  if line.lower().startswith("content-type")), None)
+        self.content_type = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in head.splitlines()
+                if line.lower().startswith("content-type")
+            ),
+            None,
+        )
         self.body = body.strip().encode()
         raw = text.split("### RESPONSE (curl -i, raw)\n", 1)[1].split("\n### RESPONSE BODY", 1)[0]
         status_line, _, rest = raw.partition("\n")
@@ -65,8 +87,9 @@ async def _demo(root: Path) -> Path:
     store = create_online_store(settings)
     await store.start()
     try:
-        await materialize(FileRegistry(settings.registry_path), FileOfflineStore(root), store,
-                          None, now_us())
+        await materialize(
+            FileRegistry(settings.registry_path), FileOfflineStore(root), store, None, now_us()
+        )
     finally:
         await store.close()
     return root
@@ -85,13 +108,15 @@ async def client(demo: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 async def send(client: httpx.AsyncClient, capture: Capture) -> httpx.Response:
     headers = {"content-type": capture.content_type} if capture.content_type else {}
-    return await client.request(capture.method, capture.path, content=capture.body,
-                                headers=headers)
+    return await client.request(capture.method, capture.path, content=capture.body, headers=headers)
 
 
 def kind(value: object) -> str:
-    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else \
-        type(value).__name__
+    return (
+        "number"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else type(value).__name__
+    )
 
 
 @pytest.mark.parametrize("name", SUCCESS)
@@ -116,8 +141,9 @@ async def test_success_shape_matches_feast(client: httpx.AsyncClient, name: str)
         assert len(column["values"]) == len(feast_column["values"])
         for ts in column["event_timestamps"]:
             assert TIMESTAMP.match(ts)
-        for mine, feast, status in zip(column["values"], feast_column["values"],
-                                       column["statuses"], strict=True):
+        for mine, feast, status in zip(
+            column["values"], feast_column["values"], column["statuses"], strict=True
+        ):
             if status == "NOT_FOUND":  # Feast says PRESENT with a null value here
                 assert mine is None and feast is None
             else:

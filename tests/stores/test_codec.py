@@ -10,31 +10,38 @@ import pytest
 from stores import codec, timestamps
 
 
-@pytest.mark.parametrize(("dtype", "value", "stored", "shown"), [
-    ("Int64", 2**62, 2**62, 2**62),
-    ("Int64", "17", 17, 17),
-    ("Int32", -5, -5, -5),
-    ("Float64", 0.1, 0.1, 0.1),
-    ("Float32", 0.1, 0.10000000149011612, 0.10000000149011612),
-    ("Float64", "NaN", math.nan, "NaN"),
-    ("Float32", float("inf"), math.inf, "Infinity"),
-    ("Float64", "-Infinity", -math.inf, "-Infinity"),
-    ("String", "héllo ✓", "héllo ✓", "héllo ✓"),
-    ("Json", {"a": [1, 2]}, '{"a":[1,2]}', '{"a":[1,2]}'),
-    ("Json", '{"a": 1}', '{"a": 1}', '{"a": 1}'),
-    ("Bytes", b"\x00\xff", b"\x00\xff", b"\x00\xff"),
-    ("Bytes", "AP8=", b"\x00\xff", b"\x00\xff"),
-    ("Bool", True, True, True),
-    ("UnixTimestamp", "2024-01-02T03:04:05.5Z", 1704164645500000, "2024-01-02T03:04:05.500Z"),
-    ("UnixTimestamp", datetime(2024, 1, 2, tzinfo=UTC), 1704153600000000,
-     "2024-01-02T00:00:00Z"),
-    ("Map", {"k": "v", "n": {"x": 1}}, {"k": "v", "n": {"x": 1}}, {"k": "v", "n": {"x": 1}}),
-    ("Map", {"key": ["a"], "value": [1]}, {"a": 1}, {"a": 1}),
-    ("Array(Int64)", [1, 2, 3], [1, 2, 3], [1, 2, 3]),
-    ("Array(Float64)", [1.5, math.nan], [1.5, math.nan], [1.5, "NaN"]),
-    ("Array(String)", [], [], []),
-    ("String", None, None, None),
-])
+@pytest.mark.parametrize(
+    ("dtype", "value", "stored", "shown"),
+    [
+        ("Int64", 2**62, 2**62, 2**62),
+        ("Int64", "17", 17, 17),
+        ("Int32", -5, -5, -5),
+        ("Float64", 0.1, 0.1, 0.1),
+        ("Float32", 0.1, 0.10000000149011612, 0.10000000149011612),
+        ("Float64", "NaN", math.nan, "NaN"),
+        ("Float32", float("inf"), math.inf, "Infinity"),
+        ("Float64", "-Infinity", -math.inf, "-Infinity"),
+        ("String", "héllo ✓", "héllo ✓", "héllo ✓"),
+        ("Json", {"a": [1, 2]}, '{"a":[1,2]}', '{"a":[1,2]}'),
+        ("Json", '{"a": 1}', '{"a": 1}', '{"a": 1}'),
+        ("Bytes", b"\x00\xff", b"\x00\xff", b"\x00\xff"),
+        ("Bytes", "AP8=", b"\x00\xff", b"\x00\xff"),
+        ("Bool", True, True, True),
+        ("UnixTimestamp", "2024-01-02T03:04:05.5Z", 1704164645500000, "2024-01-02T03:04:05.500Z"),
+        (
+            "UnixTimestamp",
+            datetime(2024, 1, 2, tzinfo=UTC),
+            1704153600000000,
+            "2024-01-02T00:00:00Z",
+        ),
+        ("Map", {"k": "v", "n": {"x": 1}}, {"k": "v", "n": {"x": 1}}, {"k": "v", "n": {"x": 1}}),
+        ("Map", {"key": ["a"], "value": [1]}, {"a": 1}, {"a": 1}),
+        ("Array(Int64)", [1, 2, 3], [1, 2, 3], [1, 2, 3]),
+        ("Array(Float64)", [1.5, math.nan], [1.5, math.nan], [1.5, "NaN"]),
+        ("Array(String)", [], [], []),
+        ("String", None, None, None),
+    ],
+)
 def test_round_trip(dtype: str, value: object, stored: object, shown: object) -> None:
     normalized = codec.normalizer(dtype)(value)
     blob = codec.encode_record(123, {"f": normalized})
@@ -51,34 +58,56 @@ def test_round_trip(dtype: str, value: object, stored: object, shown: object) ->
     assert (convert(back) if convert else back) == shown
 
 
-@pytest.mark.parametrize(("dtype", "value"), [
-    ("Int64", True), ("Int64", "x"), ("Int64", 2**64), ("Int32", 2**31), ("Int64", 1.5),
-    ("Float32", "abc"), ("Float32", 1e300), ("Float64", [1]), ("String", 5), ("Bool", "true"),
-    ("Json", "{not json"), ("Bytes", "***"), ("Map", [1]), ("Map", {1: "a"}),
-    ("Array(Int64)", "1,2"), ("Array(Int64)", [1, "x"]), ("UnixTimestamp", "yesterday"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [
+        ("Int64", True),
+        ("Int64", "x"),
+        ("Int64", 2**64),
+        ("Int32", 2**31),
+        ("Int64", 1.5),
+        ("Float32", "abc"),
+        ("Float32", 1e300),
+        ("Float64", [1]),
+        ("String", 5),
+        ("Bool", "true"),
+        ("Json", "{not json"),
+        ("Bytes", "***"),
+        ("Map", [1]),
+        ("Map", {1: "a"}),
+        ("Array(Int64)", "1,2"),
+        ("Array(Int64)", [1, "x"]),
+        ("UnixTimestamp", "yesterday"),
+    ],
+)
 def test_bad_values_are_refused(dtype: str, value: object) -> None:
     with pytest.raises(ValueError):
         codec.normalizer(dtype)(value)
 
 
-@pytest.mark.parametrize(("text", "us"), [
-    ("1970-01-01T00:00:00Z", 0),
-    ("2026-11-21T08:00:00", 1795248000000000),
-    ("2026-11-21T09:00:00+01:00", 1795248000000000),
-    ("2026-11-21T08:00:00.123456789Z", 1795248000123456),
-    ("1969-12-31T23:59:59.5Z", -500000),
-])
+@pytest.mark.parametrize(
+    ("text", "us"),
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("2026-11-21T08:00:00", 1795248000000000),
+        ("2026-11-21T09:00:00+01:00", 1795248000000000),
+        ("2026-11-21T08:00:00.123456789Z", 1795248000123456),
+        ("1969-12-31T23:59:59.5Z", -500000),
+    ],
+)
 def test_timestamps_parse(text: str, us: int) -> None:
     assert timestamps.parse(text) == us
 
 
-@pytest.mark.parametrize(("us", "text"), [
-    (0, "1970-01-01T00:00:00Z"),
-    (1795248000000000, "2026-11-21T08:00:00Z"),
-    (1795248000120000, "2026-11-21T08:00:00.120Z"),
-    (1795248000000001, "2026-11-21T08:00:00.000001Z"),
-    (-500000, "1969-12-31T23:59:59.500Z"),
-])
+@pytest.mark.parametrize(
+    ("us", "text"),
+    [
+        (0, "1970-01-01T00:00:00Z"),
+        (1795248000000000, "2026-11-21T08:00:00Z"),
+        (1795248000120000, "2026-11-21T08:00:00.120Z"),
+        (1795248000000001, "2026-11-21T08:00:00.000001Z"),
+        (-500000, "1969-12-31T23:59:59.500Z"),
+    ],
+)
 def test_timestamps_format(us: int, text: str) -> None:
     assert timestamps.format_us(us) == text

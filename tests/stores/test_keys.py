@@ -12,7 +12,7 @@ def test_single_key_layout() -> None:
 def test_composite_keys_sort_by_name_and_never_collide() -> None:
     encode = make_key_encoder("p", [("z", "String"), ("a", "Int64")])
     assert encode(["x", 1]) == b'p:a=1|z="x"'
-    assert encode(['x|a=1', 2]) != encode(["x", 1])
+    assert encode(["x|a=1", 2]) != encode(["x", 1])
     samples = {encode([s, i]) for s in ["", "a", "a|", '"', "1"] for i in [0, 1, 10]}
     assert len(samples) == 15
 

@@ -15,8 +15,9 @@ from stores.sqlite import SqliteOnlineStore
 
 
 @pytest.fixture
-async def store(online_store_config: dict[str, object], tmp_path: Path
-                ) -> AsyncIterator[OnlineStore]:
+async def store(
+    online_store_config: dict[str, object], tmp_path: Path
+) -> AsyncIterator[OnlineStore]:
     s: OnlineStore
     if online_store_config["type"] == "sqlite":
         s = SqliteOnlineStore(tmp_path / "online.db")
@@ -36,8 +37,12 @@ def decoded(blob: bytes | None) -> object:
 
 
 async def test_read_what_was_written(store: OnlineStore) -> None:
-    assert await store.write([row(b"k1", "v1", 10, a=1), row(b"k1", "v2", 11, b=2),
-                              row(b"k2", "v1", 12, a=3)]) == 3
+    assert (
+        await store.write(
+            [row(b"k1", "v1", 10, a=1), row(b"k1", "v2", 11, b=2), row(b"k2", "v1", 12, a=3)]
+        )
+        == 3
+    )
     result = await store.read([ReadBatch([b"k1", b"k2", b"k3"], ["v1", "v2"])])
     assert [[decoded(b) for b in per_key] for per_key in result[0]] == [
         [(10, {"a": 1}), (11, {"b": 2})],
@@ -66,6 +71,7 @@ async def test_newer_event_wins(store: OnlineStore) -> None:
 async def test_concurrent_writers_keep_the_newest(store: OnlineStore) -> None:
     writes = [store.write([row(b"k", "v", ts, a=ts)]) for ts in range(1, 201)]
     import random
+
     random.Random(7).shuffle(writes)
     await asyncio.gather(*writes)
     assert decoded((await store.read([ReadBatch([b"k"], ["v"])]))[0][0][0]) == (200, {"a": 200})
@@ -93,7 +99,12 @@ async def test_ping(store: OnlineStore) -> None:
 
 def test_redis_connection_string_forms() -> None:
     assert parse_connection_string("localhost:6380,db=2,password=p%40ss,ssl=true") == {
-        "host": "localhost", "port": 6380, "db": 2, "password": "p@ss", "ssl": True}
+        "host": "localhost",
+        "port": 6380,
+        "db": 2,
+        "password": "p@ss",
+        "ssl": True,
+    }
     assert parse_connection_string("redis.internal") == {"host": "redis.internal", "port": 6379}
     assert parse_connection_string("redis://u:p@h:1/0") == {"url": "redis://u:p@h:1/0"}
     with pytest.raises(ValueError, match="bogus"):
@@ -102,6 +113,7 @@ def test_redis_connection_string_forms() -> None:
 
 async def test_redis_key_ttl(redis_conn: str) -> None:
     import redis.asyncio as aioredis
+
     store = RedisOnlineStore(redis_conn, key_ttl_seconds=100)
     await store.start()
     try:
