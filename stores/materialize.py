@@ -6,8 +6,13 @@ store's batched write path, so memory stays flat whatever the source size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import fcntl
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -23,6 +28,10 @@ Progress = Callable[[str, int], None]
 
 class MaterializeError(Exception):
     """A materialization request that cannot be carried out as asked."""
+
+
+class MaterializationInProgress(MaterializeError):
+    """Another run holds the view's lock."""
 
 
 @dataclass
@@ -83,10 +92,18 @@ async def materialize_view(
     start_us: int,
     end_us: int,
     progress: Progress | None = None,
+    event_time_us: int | None = None,
 ) -> ViewResult:
+    """Stream one view's latest rows into the store, a batch at a time.
+
+    DuckDB reads and record encoding run on one helper thread, so a server materializing
+    keeps answering reads between batches. ``event_time_us`` replaces every row's event
+    time (Feast's ``disable_event_timestamp``).
+    """
     source = view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
     epoch_features = epoch_timestamp_features(view, offline.describe(source))
     convert = view_writer(project, view, epoch_features)
+    key_count = len(view.join_keys)
     result = ViewResult(view.name, start_us, end_us)
     batches = offline.latest_rows(
         source,
@@ -96,18 +113,56 @@ async def materialize_view(
         end_us,
         as_epoch_us=epoch_features,
     )
-    for batch in batches:
+
+    def next_batch() -> tuple[int, list[WriteRow]] | None:
+        batch = next(batches, None)
+        if batch is None:
+            return None
         rows = []
         for raw in batch:
-            if any(value is None for value in raw[: len(view.join_keys)]):
+            if any(value is None for value in raw[:key_count]):
                 continue  # a row without an entity key cannot be served
+            if event_time_us is not None:
+                raw = (*raw[:key_count], event_time_us, *raw[key_count + 1 :])
             key, event_ts, record = convert(raw)
             rows.append(WriteRow(key, view.name, event_ts, record))
-        result.rows += len(batch)
-        result.written += await online.write(rows)
-        if progress:
-            progress(view.name, len(batch))
+        return len(batch), rows
+
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="materialize") as reader:
+        try:
+            while (item := await loop.run_in_executor(reader, next_batch)) is not None:
+                count, rows = item
+                result.rows += count
+                result.written += await online.write(rows)
+                if progress:
+                    progress(view.name, count)
+        finally:
+            await loop.run_in_executor(reader, batches.close)
     return result
+
+
+@contextmanager
+def view_lock(folder: Path, view: str, force: bool = False) -> Iterator[None]:
+    """Hold a view's materialization lock, shared by every process of the repo.
+
+    Raises :class:`MaterializationInProgress` if another run holds it, unless ``force``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".materialize-{view}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not force:
+                raise MaterializationInProgress(
+                    f"feature view {view!r} is already being materialized"
+                ) from None
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def select_views(snapshot: RegistrySnapshot, names: Sequence[str] | None) -> list[FeatureViewSpec]:
@@ -140,22 +195,47 @@ async def materialize(
     end_us: int,
     start_us: int | None = None,
     progress: Progress | None = None,
+    *,
+    force: bool = False,
+    event_time_us: int | None = None,
 ) -> list[ViewResult]:
-    """Materialize ``[start, end]``; without a start, each view continues where it ended."""
+    """Materialize ``[start, end]``; without a start, each view continues where it ended.
+
+    A view that another run is materializing raises MaterializationInProgress unless
+    ``force``; views before it in the list are done and recorded.
+    """
     if start_us is not None and start_us > end_us:
         raise MaterializeError(
             f"start {timestamps.format_us(start_us)} is after end {timestamps.format_us(end_us)}"
         )
     snapshot = registry.read()
-    results = []
-    for view in select_views(snapshot, view_names):
-        start = start_us if start_us is not None else incremental_start(snapshot, view, end_us)
-        if start > end_us:
-            continue
-        results.append(
-            await materialize_view(snapshot.project, view, offline, online, start, end_us, progress)
-        )
+    views = select_views(snapshot, view_names)
+    results: list[ViewResult] = []
+    try:
+        for view in views:
+            start = start_us if start_us is not None else incremental_start(snapshot, view, end_us)
+            if start > end_us:
+                continue
+            with view_lock(registry.path.parent, view.name, force):
+                results.append(
+                    await materialize_view(
+                        snapshot.project,
+                        view,
+                        offline,
+                        online,
+                        start,
+                        end_us,
+                        progress,
+                        event_time_us,
+                    )
+                )
+    finally:
+        if results:
+            registry.update(_recorder(results))
+    return results
 
+
+def _recorder(results: list[ViewResult]) -> Callable[[RegistrySnapshot | None], RegistrySnapshot]:
     def record(current: RegistrySnapshot | None) -> RegistrySnapshot:
         if current is None:
             raise MaterializeError("the registry disappeared during materialization")
@@ -165,6 +245,4 @@ async def materialize(
                 windows[result.view] = MaterializationSpec(result.start_us, result.end_us)
         return msgspec.structs.replace(current, materializations=windows)
 
-    if results:
-        registry.update(record)
-    return results
+    return record

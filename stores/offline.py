@@ -6,7 +6,8 @@ latest row per entity for materialization, streamed in bounded batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import glob
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,31 @@ def file_format(source: FileSourceSpec) -> str:
     return "csv" if source.path.lower().endswith(".csv") else "parquet"
 
 
+_GLOB_CHARS = set("*?[")
+
+
+def pushed_location(resolved: str) -> tuple[Path, str]:
+    """The folder new files go to, and the glob that reads them back."""
+    path = Path(resolved)
+    if _GLOB_CHARS & set(resolved):
+        if path.name == "*.parquet" and not _GLOB_CHARS & set(str(path.parent)):
+            return path.parent, resolved
+        raise OfflineStoreError(
+            f"cannot append to {resolved!r}: a glob source takes pushed rows only when it "
+            "has the form 'folder/*.parquet'"
+        )
+    folder = path.parent / (path.name + ".d")
+    return folder, str(folder / "*.parquet")
+
+
+def extra_files(resolved: str) -> list[str]:
+    """Pushed files of a single-file source, to read along with it."""
+    if _GLOB_CHARS & set(resolved):
+        return []
+    folder, pattern = pushed_location(resolved)
+    return [pattern] if folder.is_dir() and glob.glob(pattern) else []
+
+
 class FileOfflineStore:
     """Reads FileSources relative to a repo folder."""
 
@@ -44,10 +70,11 @@ class FileOfflineStore:
         return str(path if path.is_absolute() else self.root / path)
 
     def _relation(self, source: FileSourceSpec) -> str:
-        path = _literal(self.resolve(source))
+        resolved = self.resolve(source)
         if file_format(source) == "csv":
-            return f"read_csv({path}, union_by_name=true, header=true)"
-        return f"read_parquet({path}, union_by_name=true)"
+            return f"read_csv({_literal(resolved)}, union_by_name=true, header=true)"
+        paths = ", ".join(_literal(p) for p in [resolved, *extra_files(resolved)])
+        return f"read_parquet([{paths}], union_by_name=true)"
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
@@ -76,7 +103,7 @@ class FileOfflineStore:
         end_us: int,
         batch_size: int = 10_000,
         as_epoch_us: frozenset[str] = frozenset(),
-    ) -> Iterator[list[tuple[Any, ...]]]:
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         """The newest row per entity with ``start <= event time <= end``.
 
         Rows come as tuples ``(*join_keys, event_ts_us, *features)``. Ties on the event

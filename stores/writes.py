@@ -1,0 +1,66 @@
+"""Turn validated columns into online records for a feature view.
+
+A writer is built once per view and registry version: it knows which columns the view
+needs, their types, and how to encode the entity keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from registry.model import FeatureViewSpec, FileSourceSpec, PushSourceSpec
+from stores import codec
+from stores.base import WriteRow
+from stores.columns import ColumnSpec
+from stores.keys import make_key_encoder
+
+
+def batch_source(view: FeatureViewSpec) -> FileSourceSpec:
+    return view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
+
+
+class ViewWriter:
+    def __init__(self, project: str, view: FeatureViewSpec) -> None:
+        self.view = view
+        source = batch_source(view)
+        self.timestamp_field = source.timestamp_field
+        self.created_column = source.created_timestamp_column
+        self.columns: list[ColumnSpec] = [
+            *(ColumnSpec(k.name, k.dtype, nullable=False) for k in view.join_keys),
+            ColumnSpec(source.timestamp_field, "timestamp", nullable=False),
+            *(ColumnSpec(f.name, f.dtype) for f in view.features),
+        ]
+        if source.created_timestamp_column:
+            self.columns.append(
+                ColumnSpec(source.created_timestamp_column, "timestamp", required=False)
+            )
+        self._encode = make_key_encoder(project, [(k.name, k.dtype) for k in view.join_keys])
+        self._keys = [k.name for k in view.join_keys]
+        self._features = [f.name for f in view.features]
+
+    def rows(self, columns: dict[str, list[Any]], count: int) -> list[WriteRow]:
+        """Records for validated columns; within one call the newest row per entity wins."""
+        key_columns = [columns[k] for k in self._keys]
+        event_ts = columns[self.timestamp_field]
+        features = [(name, columns[name]) for name in self._features]
+        newest: dict[bytes, tuple[int, int]] = {}
+        for row in range(count):
+            key = self._encode([col[row] for col in key_columns])
+            seen = newest.get(key)
+            if seen is None or event_ts[row] >= seen[0]:
+                newest[key] = (event_ts[row], row)
+        view = self.view.name
+        return [
+            WriteRow(key, view, ts, codec.encode_record(ts, {n: v[row] for n, v in features}))
+            for key, (ts, row) in newest.items()
+        ]
+
+
+def merged_columns(writers: Sequence[ViewWriter]) -> list[ColumnSpec]:
+    """The union of several views' columns (views of one push source share most)."""
+    seen: dict[str, ColumnSpec] = {}
+    for writer in writers:
+        for column in writer.columns:
+            seen.setdefault(column.name, column)
+    return list(seen.values())
