@@ -16,8 +16,10 @@ from starlette.routing import Route
 
 from app.errors import ApiError
 from app.health import health
+from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
 from app.state import ServingState
+from app.write_api import push, write_to_online_store
 
 log = logging.getLogger("ladle.app")
 
@@ -67,6 +69,10 @@ def create_app(
         routes=[
             Route("/get-online-features", get_online_features, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/push", push, methods=["POST"]),
+            Route("/write-to-online-store", write_to_online_store, methods=["POST"]),
+            Route("/materialize", materialize_range, methods=["POST"]),
+            Route("/materialize-incremental", materialize_incremental, methods=["POST"]),
         ],
         exception_handlers={
             ApiError: _api_error,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.resolve import PlanCache
+from app.writers import WriterCache
 from registry.config import RepoSettings, load_repo_config
 from registry.file_registry import FileRegistry
 from registry.model import RegistrySnapshot
 from registry.refresh import RegistryRefresher
 from stores.base import OnlineStore
 from stores.factory import create_online_store
+from stores.offline import FileOfflineStore
 
 REPO_ENV = "LADLE_REPO"
 REGISTRY_TTL_ENV = "LADLE_REGISTRY_TTL_SEC"
@@ -38,23 +41,39 @@ def registry_interval(settings: RepoSettings, explicit: float | None = None) -> 
 class ServingState:
     settings: RepoSettings
     store: OnlineStore
+    offline: FileOfflineStore
+    registry: FileRegistry
     refresher: RegistryRefresher
-    plans: PlanCache = field(default_factory=PlanCache)
+    plans: PlanCache
+    writers: WriterCache
+    #: Background materializations started with ?async=true.
+    tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
     @property
     def snapshot(self) -> RegistrySnapshot | None:
         return self.refresher.snapshot
 
+    @property
+    def project(self) -> str:
+        return self.settings.config.project
+
     @classmethod
     def from_repo(cls, repo: str | Path | None, registry_ttl_sec: float | None) -> ServingState:
         settings = load_repo_config(find_repo(repo))
-        plans = PlanCache()
+        offline = FileOfflineStore(settings.root)
+        plans, writers = PlanCache(), WriterCache(offline)
+
+        def on_change(snapshot: RegistrySnapshot) -> None:
+            plans.reset(snapshot)
+            writers.reset(snapshot)
+
+        registry = FileRegistry(settings.registry_path)
         refresher = RegistryRefresher(
-            FileRegistry(settings.registry_path),
-            registry_interval(settings, registry_ttl_sec),
-            on_change=plans.reset,
+            registry, registry_interval(settings, registry_ttl_sec), on_change=on_change
         )
-        return cls(settings, create_online_store(settings), refresher, plans)
+        return cls(
+            settings, create_online_store(settings), offline, registry, refresher, plans, writers
+        )
 
     async def start(self) -> None:
         await self.refresher.load_initial()
@@ -62,5 +81,8 @@ class ServingState:
         self.refresher.start()
 
     async def stop(self) -> None:
+        """Let background materializations finish, then close everything."""
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.refresher.stop()
         await self.store.close()

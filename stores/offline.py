@@ -59,6 +59,37 @@ def extra_files(resolved: str) -> list[str]:
     return [pattern] if folder.is_dir() and glob.glob(pattern) else []
 
 
+_SCALAR_TYPES = {
+    "BIGINT": "Int64",
+    "INTEGER": "Int32",
+    "SMALLINT": "Int32",
+    "TINYINT": "Int32",
+    "DOUBLE": "Float64",
+    "FLOAT": "Float32",
+    "REAL": "Float32",
+    "VARCHAR": "String",
+    "BLOB": "Bytes",
+    "BOOLEAN": "Bool",
+    "JSON": "Json",
+}
+
+
+def dtype_for_column(column_type: str) -> str | None:
+    """The feature type that holds a DuckDB column type's values, or None if there is none.
+
+    Timestamp columns map to "timestamp" (epoch microseconds, as event times are held).
+    """
+    upper = column_type.upper()
+    if upper.startswith(("TIMESTAMP", "DATE")):
+        return "timestamp"
+    if upper.startswith(("MAP", "STRUCT")):
+        return "Map"
+    if upper.endswith("[]"):
+        element = _SCALAR_TYPES.get(upper[:-2])
+        return f"Array({element})" if element and element != "Json" else None
+    return _SCALAR_TYPES.get(upper)
+
+
 class FileOfflineStore:
     """Reads FileSources relative to a repo folder."""
 

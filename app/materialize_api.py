@@ -1,0 +1,180 @@
+"""POST /materialize and POST /materialize-incremental.
+
+``?async=true`` answers 202 at once and runs in the background; a view that another run
+(in any worker or the CLI) is materializing answers 409 unless ``?force=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.errors import ApiError
+from app.state import ServingState
+from app.write_api import _decode
+from stores import timestamps
+from stores.base import StoreUnavailable
+from stores.materialize import MaterializationInProgress, MaterializeError, materialize
+from stores.offline import OfflineStoreError
+
+log = logging.getLogger("ladle.materialize")
+
+
+class MaterializeRequest(msgspec.Struct):
+    start_ts: str | None = None
+    end_ts: str | None = None
+    feature_views: list[str] | None = None
+    #: Stamp every row with the time of the request instead of its own event time.
+    disable_event_timestamp: bool = False
+    full_feature_names: bool = False
+    version: str | None = None
+
+
+class MaterializeIncrementalRequest(msgspec.Struct):
+    end_ts: str
+    feature_views: list[str] | None = None
+    full_feature_names: bool = False
+    version: str | None = None
+
+
+class Accepted(msgspec.Struct):
+    status: str
+    feature_views: list[str]
+
+
+_full_decoder = msgspec.json.Decoder(MaterializeRequest)
+_incremental_decoder = msgspec.json.Decoder(MaterializeIncrementalRequest)
+_encoder = msgspec.json.Encoder()
+
+
+def _time(text: str | None, field: str) -> int:
+    if text is None:
+        raise ApiError(422, "missing", ["body", field], "field required")
+    try:
+        return timestamps.parse(text)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_timestamp", ["body", field], str(exc), text) from None
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("true", "1", "yes")
+
+
+def _views(state: ServingState, names: list[str] | None) -> list[str]:
+    snapshot = state.snapshot
+    assert snapshot is not None
+    if not names:
+        return [v.name for v in snapshot.feature_views.values() if v.online]
+    for index, name in enumerate(names):
+        if name not in snapshot.feature_views:
+            raise ApiError(
+                404,
+                "feature_view_not_found",
+                ["body", "feature_views", index],
+                f"feature view {name!r} does not exist in project {state.project!r}",
+                name,
+            )
+    return names
+
+
+async def _run(
+    request: Request, views: list[str], end_us: int, start_us: int | None, event_time_us: int | None
+) -> Response:
+    state: ServingState = request.app.state.ladle
+    force = _flag(request, "force")
+
+    async def job() -> object:
+        return await materialize(
+            state.registry,
+            state.offline,
+            state.store,
+            views,
+            end_us,
+            start_us,
+            force=force,
+            event_time_us=event_time_us,
+        )
+
+    if not force:
+        busy = _busy(state, views)
+        if busy:
+            raise ApiError(
+                409,
+                "materialization_in_progress",
+                ["body", "feature_views"],
+                f"feature view {busy!r} is already being materialized; "
+                "add ?force=true to run anyway",
+            )
+    if _flag(request, "async"):
+        task: asyncio.Task[object] = asyncio.create_task(_logged(job(), views))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+        return Response(
+            _encoder.encode(Accepted("accepted", views)), 202, media_type="application/json"
+        )
+    try:
+        await job()
+    except MaterializationInProgress as exc:
+        raise ApiError(
+            409, "materialization_in_progress", ["body", "feature_views"], str(exc)
+        ) from None
+    except (StoreUnavailable, OfflineStoreError, MaterializeError) as exc:
+        raise ApiError(503, "materialization_failed", [], str(exc)) from None
+    return Response(b"null", media_type="application/json")
+
+
+def _busy(state: ServingState, views: list[str]) -> str | None:
+    from stores.materialize import view_lock
+
+    for view in views:
+        try:
+            with view_lock(state.registry.path.parent, view):
+                pass
+        except MaterializationInProgress:
+            return view
+    return None
+
+
+async def _logged(job: object, views: list[str]) -> object:
+    assert asyncio.iscoroutine(job)
+    try:
+        return await job
+    except Exception:
+        log.exception("background materialization of %s failed", ", ".join(views))
+        return None
+
+
+async def materialize_range(request: Request) -> Response:
+    state: ServingState = request.app.state.ladle
+    query = _decode(_full_decoder, await request.body())
+    views = _views(state, query.feature_views)
+    now = timestamps.now_us()
+    if query.disable_event_timestamp:
+        start = _time(query.start_ts, "start_ts") if query.start_ts else 0
+        end = _time(query.end_ts, "end_ts") if query.end_ts else now
+        event_time: int | None = now
+    else:
+        start, end, event_time = (
+            _time(query.start_ts, "start_ts"),
+            _time(query.end_ts, "end_ts"),
+            None,
+        )
+    if start > end:
+        raise ApiError(
+            422,
+            "invalid_window",
+            ["body", "start_ts"],
+            f"start_ts {timestamps.format_us(start)} is after end_ts {timestamps.format_us(end)}",
+        )
+    return await _run(request, views, end, start, event_time)
+
+
+async def materialize_incremental(request: Request) -> Response:
+    state: ServingState = request.app.state.ladle
+    query = _decode(_incremental_decoder, await request.body())
+    views = _views(state, query.feature_views)
+    return await _run(request, views, _time(query.end_ts, "end_ts"), None, None)

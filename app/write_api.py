@@ -1,0 +1,161 @@
+"""POST /push and POST /write-to-online-store.
+
+A write is validated whole before anything is stored. The online part of one request is
+one store call, applied atomically (one Lua script on Redis, one transaction on SQLite).
+With ``to: online_and_offline`` the offline file is written first and removed again if
+the online write fails, so a request is never half-applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import anyio.to_thread
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.errors import ApiError, from_decode_error
+from app.state import ServingState
+from stores.base import StoreUnavailable, WriteRow
+from stores.columns import ColumnError, ColumnSpec, validate_frame
+from stores.offline import OfflineStoreError, dtype_for_column
+from stores.offline_write import append_rows
+
+PushMode = Literal["online", "offline", "online_and_offline"]
+
+
+class PushRequest(msgspec.Struct):
+    push_source_name: str
+    df: dict[str, Any]
+    to: PushMode = "online"
+    allow_registry_cache: bool = True
+    transform_on_write: bool = True
+
+
+class WriteToOnlineStoreRequest(msgspec.Struct):
+    feature_view_name: str
+    df: dict[str, Any]
+    allow_registry_cache: bool = True
+    transform_on_write: bool = True
+
+
+_push_decoder = msgspec.json.Decoder(PushRequest)
+_write_decoder = msgspec.json.Decoder(WriteToOnlineStoreRequest)
+
+
+T = TypeVar("T")
+
+
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    try:
+        return decoder.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise from_decode_error(exc, body) from None
+
+
+def _validate(df: dict[str, Any], columns: list[ColumnSpec]) -> tuple[int, dict[str, list[Any]]]:
+    try:
+        return validate_frame(df, columns)
+    except ColumnError as exc:
+        loc: list[str | int] = ["body", "df"]
+        if exc.column is not None:
+            loc.append(exc.column)
+        if exc.row is not None:
+            loc.append(exc.row)
+        raise ApiError(422, "invalid_column", loc, str(exc)) from None
+
+
+def _extra_offline_columns(
+    df: dict[str, Any], types: dict[str, str], known: list[ColumnSpec]
+) -> list[ColumnSpec]:
+    """Columns of the batch source that the push carries beyond what its views need.
+
+    They are kept offline (later materializations of other views may read them), so they
+    are checked against the source's column types like the rest.
+    """
+    names = {c.name for c in known}
+    extras = []
+    for name in df:
+        if name in types and name not in names:
+            dtype = dtype_for_column(types[name])
+            if dtype is not None:
+                extras.append(ColumnSpec(name, dtype, required=False))
+    return extras
+
+
+async def _write_online(state: ServingState, rows: list[WriteRow]) -> None:
+    try:
+        await state.store.write(rows)
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", [], str(exc)) from None
+
+
+async def push(request: Request) -> Response:
+    state: ServingState = request.app.state.ladle
+    query = _decode(_push_decoder, await request.body())
+    target = state.writers.push_target(query.push_source_name)
+    if target is None:
+        raise ApiError(
+            404,
+            "push_source_not_found",
+            ["body", "push_source_name"],
+            f"push source {query.push_source_name!r} feeds no feature view in "
+            f"project {state.project!r}",
+            query.push_source_name,
+        )
+    wanted = target.columns
+    types: dict[str, str] = {}
+    if query.to != "online":
+        try:
+            types = state.writers.source_types(target.batch_source)
+        except OfflineStoreError as exc:
+            raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
+        wanted = wanted + _extra_offline_columns(query.df, types, wanted)
+    count, columns = _validate(query.df, wanted)
+    rows = (
+        [row for writer in target.writers for row in writer.rows(columns, count)]
+        if query.to != "offline"
+        else []
+    )
+
+    written_file = None
+    if query.to != "online":
+        offline_columns = {n: v for n, v in columns.items() if n in types}
+        stamps = {
+            c.name
+            for c in wanted
+            if c.dtype in ("timestamp", "UnixTimestamp") and c.name in offline_columns
+        }
+        source = target.batch_source
+        try:
+            written_file = await anyio.to_thread.run_sync(
+                append_rows, state.offline.resolve(source), source, types, offline_columns, stamps
+            )
+        except OfflineStoreError as exc:
+            raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
+    if rows:
+        try:
+            await _write_online(state, rows)
+        except ApiError:
+            if written_file is not None:
+                written_file.unlink(missing_ok=True)
+            raise
+    return Response(status_code=200)
+
+
+async def write_to_online_store(request: Request) -> Response:
+    state: ServingState = request.app.state.ladle
+    query = _decode(_write_decoder, await request.body())
+    writer = state.writers.view(query.feature_view_name)
+    if writer is None:
+        raise ApiError(
+            404,
+            "feature_view_not_found",
+            ["body", "feature_view_name"],
+            f"feature view {query.feature_view_name!r} does not exist in project {state.project!r}",
+            query.feature_view_name,
+        )
+    count, columns = _validate(query.df, writer.columns)
+    await _write_online(state, writer.rows(columns, count))
+    return Response(b"null", media_type="application/json")
