@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.offline_batcher import OfflineBatcher
 from app.resolve import PlanCache
 from app.writers import WriterCache
 from registry.config import RepoSettings, load_repo_config
@@ -16,6 +17,7 @@ from registry.refresh import RegistryRefresher
 from stores.base import OnlineStore
 from stores.factory import create_online_store
 from stores.offline import FileOfflineStore
+from stores.offline_write import append_rows
 
 REPO_ENV = "LADLE_REPO"
 REGISTRY_TTL_ENV = "LADLE_REGISTRY_TTL_SEC"
@@ -46,6 +48,8 @@ class ServingState:
     refresher: RegistryRefresher
     plans: PlanCache
     writers: WriterCache
+    #: Set when feature_server.offline_push_batching_enabled is on.
+    batcher: OfflineBatcher | None = None
     #: Background materializations started with ?async=true.
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
@@ -71,18 +75,39 @@ class ServingState:
         refresher = RegistryRefresher(
             registry, registry_interval(settings, registry_ttl_sec), on_change=on_change
         )
+        server = settings.config.feature_server
+        batcher = (
+            OfflineBatcher(
+                append_rows,
+                server.offline_push_batching_batch_size,
+                server.offline_push_batching_batch_interval_seconds,
+            )
+            if server.offline_push_batching_enabled
+            else None
+        )
         return cls(
-            settings, create_online_store(settings), offline, registry, refresher, plans, writers
+            settings,
+            create_online_store(settings),
+            offline,
+            registry,
+            refresher,
+            plans,
+            writers,
+            batcher,
         )
 
     async def start(self) -> None:
         await self.refresher.load_initial()
         await self.store.start()
         self.refresher.start()
+        if self.batcher is not None:
+            self.batcher.start()
 
     async def stop(self) -> None:
         """Let background materializations finish, then close everything."""
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.batcher is not None:
+            await self.batcher.stop()
         await self.refresher.stop()
         await self.store.close()

@@ -119,27 +119,37 @@ async def push(request: Request) -> Response:
         else []
     )
 
-    written_file = None
-    if query.to != "online":
-        offline_columns = {n: v for n, v in columns.items() if n in types}
-        stamps = {
-            c.name
-            for c in wanted
-            if c.dtype in ("timestamp", "UnixTimestamp") and c.name in offline_columns
-        }
-        source = target.batch_source
-        try:
-            written_file = await anyio.to_thread.run_sync(
-                append_rows, state.offline.resolve(source), source, types, offline_columns, stamps
-            )
-        except OfflineStoreError as exc:
-            raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
+    if query.to == "online":
+        await _write_online(state, rows)
+        return Response(status_code=200)
+
+    source = target.batch_source
+    resolved = state.offline.resolve(source)
+    offline_columns = {n: v for n, v in columns.items() if n in types}
+    stamps = {
+        c.name
+        for c in wanted
+        if c.dtype in ("timestamp", "UnixTimestamp") and c.name in offline_columns
+    }
+    if state.batcher is not None:
+        # Online first: if it fails, nothing was buffered. Buffered rows are written by
+        # the batcher (on size, on its interval, at shutdown), hence 202.
+        if rows:
+            await _write_online(state, rows)
+        await state.batcher.add(resolved, source, types, offline_columns, stamps)
+        return Response(status_code=202)
+
+    try:
+        written_file = await anyio.to_thread.run_sync(
+            append_rows, resolved, source, types, offline_columns, stamps
+        )
+    except OfflineStoreError as exc:
+        raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
     if rows:
         try:
             await _write_online(state, rows)
         except ApiError:
-            if written_file is not None:
-                written_file.unlink(missing_ok=True)
+            written_file.unlink(missing_ok=True)  # never half-applied
             raise
     return Response(status_code=200)
 

@@ -22,7 +22,9 @@ class ConfigError(Exception):
     """A feature repo's configuration cannot be used as written."""
 
 
-class SqliteOnlineStoreConfig(msgspec.Struct, tag="sqlite", forbid_unknown_fields=True, frozen=True):
+class SqliteOnlineStoreConfig(
+    msgspec.Struct, tag="sqlite", forbid_unknown_fields=True, frozen=True
+):
     path: str = "data/online_store.db"
 
 
@@ -39,7 +41,9 @@ class FileOfflineStoreConfig(msgspec.Struct, tag="file", forbid_unknown_fields=T
     pass
 
 
-class DuckDBOfflineStoreConfig(msgspec.Struct, tag="duckdb", forbid_unknown_fields=True, frozen=True):
+class DuckDBOfflineStoreConfig(
+    msgspec.Struct, tag="duckdb", forbid_unknown_fields=True, frozen=True
+):
     pass
 
 
@@ -60,6 +64,10 @@ class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=Tru
     port: int | None = None
     workers: int | None = None
     registry_ttl_sec: float | None = None
+    #: Buffer offline pushes and write them in batches (POST /push then answers 202).
+    offline_push_batching_enabled: bool = False
+    offline_push_batching_batch_size: int = 1000
+    offline_push_batching_batch_interval_seconds: float = 10.0
 
 
 class RepoConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -129,10 +137,9 @@ def parse_repo_config(raw: dict[str, Any], origin: str) -> RepoConfig:
 def _describe(exc: msgspec.ValidationError) -> str:
     message = str(exc)
     match = _MSGSPEC_PATH.search(message)
-    if not match:
-        return message
-    key = match.group("path").lstrip(".").replace("`", "")
-    text = message[: match.start()]
+    # msgspec names no path for mistakes in the top-level mapping itself.
+    key = match.group("path").lstrip(".").replace("`", "") if match else ""
+    text = message[: match.start()] if match else message
     unknown = re.fullmatch(r"Object contains unknown field `(.+)`", text)
     if unknown:
         key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)

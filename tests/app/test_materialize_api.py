@@ -56,9 +56,14 @@ async def stored(client: httpx.AsyncClient) -> tuple[Any, str]:
 
 
 async def test_materialize_window(client: httpx.AsyncClient) -> None:
-    response = await client.post("/materialize", json={
-        "start_ts": "2026-01-01T00:00:00", "end_ts": "2026-01-01T02:30:00",
-        "feature_views": ["trips"]})
+    response = await client.post(
+        "/materialize",
+        json={
+            "start_ts": "2026-01-01T00:00:00",
+            "end_ts": "2026-01-01T02:30:00",
+            "feature_views": ["trips"],
+        },
+    )
     assert response.status_code == 200
     assert response.json() is None
     assert await stored(client) == (2, "2026-01-01T02:00:00Z")
@@ -68,8 +73,10 @@ async def test_incremental_windows(client: httpx.AsyncClient, repo: Path) -> Non
     first = await client.post("/materialize-incremental", json={"end_ts": "2026-01-01T01:30:00Z"})
     assert first.status_code == 200
     assert await stored(client) == (1, "2026-01-01T01:00:00Z")
-    second = await client.post("/materialize-incremental",
-                               json={"end_ts": "2026-01-01T05:00:00Z", "feature_views": ["trips"]})
+    second = await client.post(
+        "/materialize-incremental",
+        json={"end_ts": "2026-01-01T05:00:00Z", "feature_views": ["trips"]},
+    )
     assert second.status_code == 200
     assert await stored(client) == (3, "2026-01-01T03:00:00Z")
     window = FileRegistry(repo / "data/registry.db").read().materializations["trips"]
@@ -87,8 +94,10 @@ async def test_disable_event_timestamp_stamps_rows_now(client: httpx.AsyncClient
 
 
 async def test_async_materialization(client: httpx.AsyncClient) -> None:
-    response = await client.post("/materialize?async=true", json={
-        "start_ts": "2026-01-01T00:00:00", "end_ts": "2026-01-02T00:00:00"})
+    response = await client.post(
+        "/materialize?async=true",
+        json={"start_ts": "2026-01-01T00:00:00", "end_ts": "2026-01-02T00:00:00"},
+    )
     assert response.status_code == 202
     assert response.json() == {"status": "accepted", "feature_views": ["trips"]}
     for _ in range(200):
@@ -112,18 +121,30 @@ async def test_busy_view_is_409_unless_forced(client: httpx.AsyncClient, repo: P
     assert await stored(client) == (3, "2026-01-01T03:00:00Z")
 
 
-@pytest.mark.parametrize(("path", "payload", "status", "loc"), [
-    ("/materialize", {"start_ts": "2026-01-02T00:00:00", "end_ts": "2026-01-01T00:00:00"}, 422,
-     ["body", "start_ts"]),
-    ("/materialize", {"end_ts": "2026-01-01T00:00:00"}, 422, ["body", "start_ts"]),
-    ("/materialize", {"start_ts": "2026-01-01", "end_ts": "someday"}, 422, ["body", "end_ts"]),
-    ("/materialize", {"start_ts": "2026-01-01", "end_ts": "2026-01-02",
-                      "feature_views": ["trips", "nope"]}, 404, ["body", "feature_views", 1]),
-    ("/materialize-incremental", {}, 422, ["body", "end_ts"]),
-    ("/materialize-incremental", {"end_ts": 5}, 422, ["body", "end_ts"]),
-])
-async def test_bad_requests(client: httpx.AsyncClient, path: str, payload: dict[str, Any],
-                            status: int, loc: list[Any]) -> None:
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "loc"),
+    [
+        (
+            "/materialize",
+            {"start_ts": "2026-01-02T00:00:00", "end_ts": "2026-01-01T00:00:00"},
+            422,
+            ["body", "start_ts"],
+        ),
+        ("/materialize", {"end_ts": "2026-01-01T00:00:00"}, 422, ["body", "start_ts"]),
+        ("/materialize", {"start_ts": "2026-01-01", "end_ts": "someday"}, 422, ["body", "end_ts"]),
+        (
+            "/materialize",
+            {"start_ts": "2026-01-01", "end_ts": "2026-01-02", "feature_views": ["trips", "nope"]},
+            404,
+            ["body", "feature_views", 1],
+        ),
+        ("/materialize-incremental", {}, 422, ["body", "end_ts"]),
+        ("/materialize-incremental", {"end_ts": 5}, 422, ["body", "end_ts"]),
+    ],
+)
+async def test_bad_requests(
+    client: httpx.AsyncClient, path: str, payload: dict[str, Any], status: int, loc: list[Any]
+) -> None:
     response = await client.post(path, json=payload)
     assert response.status_code == status, response.text
     assert response.json()["detail"][0]["loc"] == loc

@@ -1,0 +1,123 @@
+"""Batch offline pushes: buffer rows per batch source, write them as one file.
+
+Rows are flushed when a source's buffer reaches ``batch_size`` rows, every
+``interval_seconds``, and on shutdown (the server's lifespan end, which SIGTERM triggers),
+so nothing acknowledged is lost by a graceful stop. A failed flush keeps its rows and is
+tried again on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from registry.model import FileSourceSpec
+
+log = logging.getLogger("ladle.offline")
+
+#: (resolved path, source, column types, columns, timestamp columns) -> written file
+Appender = Callable[[str, FileSourceSpec, dict[str, str], dict[str, list[Any]], set[str]], Path]
+
+
+@dataclass
+class _Pending:
+    resolved: str
+    source: FileSourceSpec
+    types: dict[str, str]
+    stamps: set[str] = field(default_factory=set)
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    rows: int = 0
+
+    def add(self, columns: dict[str, list[Any]], stamps: set[str], count: int) -> None:
+        for name in set(self.columns) | set(columns):
+            # A column missing on either side is filled with nulls for those rows.
+            existing = self.columns.setdefault(name, [None] * self.rows)
+            existing.extend(columns.get(name, [None] * count))
+        self.stamps |= stamps
+        self.rows += count
+
+
+class OfflineBatcher:
+    def __init__(self, append: Appender, batch_size: int, interval_seconds: float) -> None:
+        self.append = append
+        self.batch_size = max(batch_size, 1)
+        self.interval = max(interval_seconds, 0.01)
+        self._pending: dict[str, _Pending] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def buffered_rows(self) -> int:
+        return sum(p.rows for p in self._pending.values())
+
+    async def add(
+        self,
+        resolved: str,
+        source: FileSourceSpec,
+        types: dict[str, str],
+        columns: dict[str, list[Any]],
+        stamps: set[str],
+    ) -> None:
+        count = len(next(iter(columns.values())))
+        pending = self._pending.get(resolved)
+        if pending is None:
+            pending = self._pending[resolved] = _Pending(resolved, source, types)
+        pending.add(columns, stamps, count)
+        if pending.rows >= self.batch_size:
+            await self.flush(resolved)
+
+    async def flush(self, resolved: str | None = None) -> None:
+        """Write the buffered rows of one source (or all); keep them if the write fails.
+
+        Never raises: rows already acknowledged stay buffered until a write succeeds.
+        """
+        async with self._lock:
+            targets = [resolved] if resolved else list(self._pending)
+            for path in targets:
+                pending = self._pending.pop(path, None)
+                if pending is None or pending.rows == 0:
+                    continue
+                try:
+                    await anyio.to_thread.run_sync(
+                        self.append,
+                        pending.resolved,
+                        pending.source,
+                        pending.types,
+                        pending.columns,
+                        pending.stamps,
+                    )
+                except Exception as exc:
+                    log.warning(
+                        "offline flush of %d rows to %s failed, will retry: %s",
+                        pending.rows,
+                        path,
+                        exc,
+                    )
+                    self._pending[path] = pending
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the timer and write everything still buffered."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+        if self.buffered_rows:
+            log.error("%d offline rows could not be written at shutdown", self.buffered_rows)
