@@ -76,8 +76,17 @@ async def _drop_views(settings: RepoSettings, views: list[str]) -> None:
         await store.close()
 
 
-def _print_progress(view: str, rows: int) -> None:
-    print(f"  {view}: +{rows} rows", file=sys.stderr, flush=True)
+def _print_progress(view: str, done: int, total: int) -> None:
+    """A bar per view on stderr; redrawn in place on a terminal, one line per step in logs."""
+    width = 30
+    filled = width if total == 0 else min(width, done * width // total)
+    percent = 100 if total == 0 else min(100, done * 100 // total)
+    bar = f"{view:<30} |{'#' * filled}{'.' * (width - filled)}| {percent:3d}% {done}/{total}"
+    finished = done >= total
+    if sys.stderr.isatty():
+        print("\r" + bar, end="\n" if finished else "", file=sys.stderr, flush=True)
+    elif finished or done == 0:
+        print(bar, file=sys.stderr, flush=True)
 
 
 async def _materialize(

@@ -23,7 +23,8 @@ from stores.base import OnlineStore, WriteRow
 from stores.keys import make_key_encoder
 from stores.offline import FileOfflineStore
 
-Progress = Callable[[str, int], None]
+#: Called as progress(view, entities done, entities in the window).
+Progress = Callable[[str, int, int], None]
 
 
 class MaterializeError(Exception):
@@ -131,12 +132,19 @@ async def materialize_view(
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="materialize") as reader:
         try:
+            total = 0
+            if progress:
+                keys = [k.name for k in view.join_keys]
+                total = await loop.run_in_executor(
+                    reader, offline.count_entities, source, keys, start_us, end_us
+                )
+                progress(view.name, 0, total)
             while (item := await loop.run_in_executor(reader, next_batch)) is not None:
                 count, rows = item
                 result.rows += count
                 result.written += await online.write(rows)
                 if progress:
-                    progress(view.name, count)
+                    progress(view.name, result.rows, total)
         finally:
             await loop.run_in_executor(reader, batches.close)
     return result

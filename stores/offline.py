@@ -125,6 +125,26 @@ class FileOfflineStore:
             con.close()
         return {str(row[0]): str(row[1]) for row in rows}
 
+    def count_entities(
+        self, source: FileSourceSpec, join_keys: Sequence[str], start_us: int, end_us: int
+    ) -> int:
+        """How many distinct entities have a row in the window (for progress reports)."""
+        reverse = {target: column for column, target in source.field_mapping.items()}
+        keys = ", ".join(_ident(reverse.get(k, k)) for k in join_keys)
+        ts = f"epoch_us({_ident(source.timestamp_field)})"
+        con = self._connect()
+        try:
+            row = con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {self._relation(source)} "
+                f"WHERE {ts} BETWEEN ? AND ?)",
+                [start_us, end_us],
+            ).fetchone()
+        except duckdb.Error as exc:
+            raise OfflineStoreError(f"cannot read source {source.name!r}: {exc}") from None
+        finally:
+            con.close()
+        return int(row[0]) if row else 0
+
     def latest_rows(
         self,
         source: FileSourceSpec,

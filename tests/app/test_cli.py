@@ -61,6 +61,7 @@ def test_init_apply_materialize_serve(tmp_path: Path) -> None:
     assert "No changes." in run_cli("apply", cwd=demo).stdout
     materialized = run_cli("-c", str(demo), "materialize-incremental", "now", cwd=tmp_path)
     assert "driver_hourly_stats:" in materialized.stdout
+    assert "100% 5/5" in materialized.stderr  # the progress bar
     port = free_port()
     ladle = str(Path(sys.executable).parent / "ladle")
     with server([ladle, "serve", "--port", str(port), "--no-access-log"], demo, port):
