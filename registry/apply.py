@@ -46,9 +46,15 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
         placeholder = ApplyReport(snapshot=old)
         _diff("entity", dict(old.entities), dict(compiled.entities), placeholder)
         _diff("feature view", dict(old.feature_views), dict(compiled.feature_views), placeholder)
-        _diff("feature service", dict(old.feature_services), dict(compiled.feature_services),
-              placeholder)
-        placeholder.deleted_views = [v for v in old.feature_views if v not in compiled.feature_views]
+        _diff(
+            "feature service",
+            dict(old.feature_services),
+            dict(compiled.feature_services),
+            placeholder,
+        )
+        placeholder.deleted_views = [
+            v for v in old.feature_views if v not in compiled.feature_views
+        ]
         holder.append(placeholder)
         kept = {
             name: window

@@ -46,9 +46,18 @@ class CompiledRepo:
 def duckdb_type_fits(dtype: str, column: str) -> bool:
     """Whether a source column of DuckDB type ``column`` can feed a feature of ``dtype``."""
     column = column.upper()
-    ints = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
-            "UBIGINT", "HUGEINT")
-    floats = ("FLOAT", "DOUBLE", "REAL") + ints
+    ints = (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "HUGEINT",
+    )
+    floats = ("FLOAT", "DOUBLE", "REAL", *ints)
     if column.startswith("DECIMAL"):
         return dtype in ("Float32", "Float64")
     if dtype.startswith("Array("):
@@ -98,8 +107,13 @@ class _Compiler:
         for item in items:
             name = getattr(item, "name", "")
             if not isinstance(name, str) or not _NAME.fullmatch(name):
-                self.fail(item, kind, str(name), "name must start with a letter or '_' and "
-                          "hold only letters, digits, '_', '-' and '.'")
+                self.fail(
+                    item,
+                    kind,
+                    str(name),
+                    "name must start with a letter or '_' and "
+                    "hold only letters, digits, '_', '-' and '.'",
+                )
                 continue
             if name in by_name:
                 first = self.where(by_name[name], kind, name)
@@ -114,21 +128,31 @@ class _Compiler:
             return PushSourceSpec(name=source.name, batch_source=batch) if batch else None
         if isinstance(source, FileSource):
             return self.file_spec(source, owner)
-        self.fail(owner, "feature view", owner.name,
-                  f"source must be a FileSource or PushSource, not {type(source).__name__}")
+        self.fail(
+            owner,
+            "feature view",
+            owner.name,
+            f"source must be a FileSource or PushSource, not {type(source).__name__}",
+        )
         return None
 
     def file_spec(self, source: object, owner: FeatureView) -> FileSourceSpec | None:
         if not isinstance(source, FileSource):
-            self.fail(owner, "feature view", owner.name,
-                      "a PushSource's batch_source must be a FileSource")
+            self.fail(
+                owner,
+                "feature view",
+                owner.name,
+                "a PushSource's batch_source must be a FileSource",
+            )
             return None
+        # Without an explicit format, a ".csv" path is CSV; anything else is Parquet.
+        inferred = "csv" if source.path.lower().endswith(".csv") else "parquet"
         return FileSourceSpec(
             name=source.name,
             path=source.path,
             timestamp_field=source.timestamp_field,
             created_timestamp_column=source.created_timestamp_column,
-            file_format=(source.file_format or "").lower() or "parquet",
+            file_format=(source.file_format or "").lower() or inferred,
             field_mapping=source.field_mapping,
         )
 
@@ -137,7 +161,9 @@ class _Compiler:
             try:
                 described = self.read_schema(source)
             except Exception as exc:
-                self.fail(owner, "feature view", owner.name, str(exc))
+                # DuckDB appends the failing query and a caret line: keep the first line.
+                detail = next((line for line in str(exc).splitlines() if line.strip()), "")
+                self.fail(owner, "feature view", owner.name, detail or type(exc).__name__)
                 described = None
             self._schemas[source.path] = described
         columns = self._schemas[source.path]
@@ -163,13 +189,24 @@ class _Compiler:
             self.fail(entity, "entity", entity.name, f"value_type {value_type!r} is not a type")
             return None
         if dtype and dtype not in KEY_TYPES:
-            self.fail(entity, "entity", entity.name,
-                      f"value_type {dtype} cannot be a join key (use one of {sorted(KEY_TYPES)})")
+            self.fail(
+                entity,
+                "entity",
+                entity.name,
+                f"value_type {dtype} cannot be a join key (use one of {sorted(KEY_TYPES)})",
+            )
             return None
-        return EntitySpec(name=entity.name, join_key=entity.join_key, dtype=dtype,
-                          description=entity.description, tags=entity.tags)
+        return EntitySpec(
+            name=entity.name,
+            join_key=entity.join_key,
+            dtype=dtype,
+            description=entity.description,
+            tags=entity.tags,
+        )
 
-    def view_spec(self, view: FeatureView, entities: dict[str, EntitySpec]) -> FeatureViewSpec | None:
+    def view_spec(
+        self, view: FeatureView, entities: dict[str, EntitySpec]
+    ) -> FeatureViewSpec | None:
         errors_before = len(self.errors)
 
         def fail(problem: str) -> None:
@@ -192,8 +229,10 @@ class _Compiler:
         features: list[FieldSpec] = []
         for field in view.schema:
             if not hasattr(field, "dtype") or not isinstance(field.dtype, DType):
-                fail(f"field {getattr(field, 'name', field)!r}: dtype must be a type such as "
-                     "Int64 or Array(Float32)")
+                fail(
+                    f"field {getattr(field, 'name', field)!r}: dtype must be a type such as "
+                    "Int64 or Array(Float32)"
+                )
                 continue
             if ":" in field.name or "@" in field.name:
                 fail(f"field {field.name!r}: names may not contain ':' or '@'")
@@ -216,12 +255,23 @@ class _Compiler:
                 fail(f"join key {spec.join_key!r} is missing from source {batch.name!r}")
             elif not dtype and columns is not None:
                 dtype = _duckdb_to_dtype(columns[spec.join_key]) or ""
+            elif dtype in KEY_TYPES and columns is not None:
+                key_column = columns[spec.join_key]
+                if not duckdb_type_fits(dtype, key_column):
+                    fail(
+                        f"join key {spec.join_key!r} is {dtype} but source {batch.name!r} "
+                        f"holds {key_column}"
+                    )
             if spec.dtype and declared.get(spec.join_key, spec.dtype) != spec.dtype:
-                fail(f"field {spec.join_key!r} is {declared[spec.join_key]} but entity "
-                     f"{name!r} is {spec.dtype}")
+                fail(
+                    f"field {spec.join_key!r} is {declared[spec.join_key]} but entity "
+                    f"{name!r} is {spec.dtype}"
+                )
             if dtype not in KEY_TYPES:
-                fail(f"join key {spec.join_key!r} needs a type of {sorted(KEY_TYPES)}; "
-                     f"give the entity a value_type or add the field to the schema")
+                fail(
+                    f"join key {spec.join_key!r} needs a type of {sorted(KEY_TYPES)}; "
+                    f"give the entity a value_type or add the field to the schema"
+                )
             join_keys.append(FieldSpec(spec.join_key, dtype))
         if columns is not None:
             for needed in (batch.timestamp_field, batch.created_timestamp_column):
@@ -232,48 +282,75 @@ class _Compiler:
                 if column is None:
                     fail(f"feature {feature.name!r} is missing from source {batch.name!r}")
                 elif not duckdb_type_fits(feature.dtype, column):
-                    fail(f"feature {feature.name!r} is {feature.dtype} but source "
-                         f"{batch.name!r} holds {column}")
+                    fail(
+                        f"feature {feature.name!r} is {feature.dtype} but source "
+                        f"{batch.name!r} holds {column}"
+                    )
         if len(self.errors) > errors_before:
             return None
         ttl = view.ttl.total_seconds() if view.ttl else 0.0
-        return FeatureViewSpec(name=view.name, entities=entity_names, join_keys=join_keys,
-                               features=features, source=source, ttl_seconds=ttl,
-                               online=view.online, description=view.description, tags=view.tags)
+        return FeatureViewSpec(
+            name=view.name,
+            entities=entity_names,
+            join_keys=join_keys,
+            features=features,
+            source=source,
+            ttl_seconds=ttl,
+            online=view.online,
+            description=view.description,
+            tags=view.tags,
+        )
 
     def service_spec(
         self, service: FeatureService, views: dict[str, FeatureViewSpec], declared: set[str]
     ) -> FeatureServiceSpec | None:
         errors_before = len(self.errors)
         projections: list[ProjectionSpec] = []
+        broken_view = False
         for item in service.features:
             if isinstance(item, FeatureViewProjection):
                 view_obj, wanted = item.view, item.features
             elif isinstance(item, FeatureView):
                 view_obj, wanted = item, None
             else:
-                self.fail(service, "feature service", service.name,
-                          f"features must hold feature views, not {type(item).__name__}")
+                self.fail(
+                    service,
+                    "feature service",
+                    service.name,
+                    f"features must hold feature views, not {type(item).__name__}",
+                )
                 continue
             spec = views.get(view_obj.name)
             if spec is None:
                 if view_obj.name not in declared:
-                    self.fail(service, "feature service", service.name,
-                              f"uses feature view {view_obj.name!r}, which the repo does not "
-                              "declare")
+                    self.fail(
+                        service,
+                        "feature service",
+                        service.name,
+                        f"uses feature view {view_obj.name!r}, which the repo does not declare",
+                    )
+                broken_view = True  # a declared view with problems has been reported
                 continue
             names = [f.name for f in spec.features]
             for feature in wanted or []:
                 if feature not in names:
-                    self.fail(service, "feature service", service.name,
-                              f"feature view {spec.name!r} has no feature {feature!r}")
+                    self.fail(
+                        service,
+                        "feature service",
+                        service.name,
+                        f"feature view {spec.name!r} has no feature {feature!r}",
+                    )
             projections.append(ProjectionSpec(view=spec.name, features=list(wanted or names)))
-        if not projections and len(self.errors) == errors_before:
+        if not projections and not broken_view and len(self.errors) == errors_before:
             self.fail(service, "feature service", service.name, "holds no features")
         if len(self.errors) > errors_before:
             return None
-        return FeatureServiceSpec(name=service.name, projections=projections,
-                                  description=service.description, tags=service.tags)
+        return FeatureServiceSpec(
+            name=service.name,
+            projections=projections,
+            description=service.description,
+            tags=service.tags,
+        )
 
     def run(self) -> CompiledRepo:
         def of(kind: type) -> list[Definition]:
@@ -293,8 +370,7 @@ class _Compiler:
                 compiled.feature_views[name] = view_spec
         for name, service in self.unique("feature service", of(FeatureService)).items():
             assert isinstance(service, FeatureService)
-            service_spec = self.service_spec(service, compiled.feature_views,
-                                             set(declared_views))
+            service_spec = self.service_spec(service, compiled.feature_views, set(declared_views))
             if service_spec:
                 compiled.feature_services[name] = service_spec
         if self.errors:

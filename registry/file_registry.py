@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,9 +92,15 @@ class FileRegistry:
             return snapshot
 
     def _write_atomically(self, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        # Not mkstemp, whose files are 0600: servers often run as another user than
+        # `ladle apply`. Like open(), a new file gets 0666 less the umask and a replaced
+        # file keeps its mode.
+        tmp = str(self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as out:
+                with suppress(OSError):  # no file to replace yet
+                    os.fchmod(out.fileno(), stat.S_IMODE(os.stat(self.path).st_mode))
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
@@ -104,7 +111,5 @@ class FileRegistry:
 
 
 def with_suppressed_unlink(path: str) -> None:
-    try:
+    with suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

@@ -1,13 +1,14 @@
 """Keep a serving worker's registry current with an asyncio task.
 
 Each tick asks the backend for a cheap change token; only a changed token loads the
-snapshot, and only a changed version replaces it. A failed check or load keeps the last
+snapshot, and only a changed snapshot replaces it. A failed check or load keeps the last
 good snapshot serving and is logged once per distinct problem.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -63,13 +64,17 @@ class RegistryRefresher:
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
             if problem != self.problem:
-                log.warning("registry refresh failed, serving version %s: %s",
-                            self.snapshot.version if self.snapshot else None, problem)
+                log.warning(
+                    "registry refresh failed, serving version %s: %s",
+                    self.snapshot.version if self.snapshot else None,
+                    problem,
+                )
             self.problem = problem
             return False
         self._token = token
         self._recovered()
-        if self.snapshot is not None and snapshot.version == self.snapshot.version:
+        # Not just the version: a registry deleted and applied again restarts at 1.
+        if self.snapshot is not None and snapshot == self.snapshot:
             return False
         log.info("registry version %s loaded from %s", snapshot.version, self.backend.describe())
         self._install(snapshot)
@@ -92,8 +97,6 @@ class RegistryRefresher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None

@@ -34,22 +34,42 @@ def _ignore_patterns(root: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def _ignored(parts: tuple[str, ...], patterns: list[str]) -> bool:
+    """Whether a pattern matches the file's path or the path of a folder it is in.
+
+    Patterns are relative to the repo root; one ending in "/" matches folders only.
+    """
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        candidates = prefixes[:-1] if pattern.endswith("/") else prefixes
+        pattern = pattern.strip("/")
+        if any(fnmatch.fnmatch(candidate, pattern) for candidate in candidates):
+            return True
+    return False
+
+
 def repo_python_files(root: Path) -> list[Path]:
     """The repo's .py files, skipping hidden folders, virtualenvs and ignored patterns."""
     patterns = _ignore_patterns(root)
     files = []
     for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root)
-        parts = relative.parts
+        parts = path.relative_to(root).parts
         if any(p.startswith(".") or p in _SKIPPED_DIRS for p in parts[:-1]):
             continue
         if any(part.endswith("venv") for part in parts[:-1]):
             continue
-        text = relative.as_posix()
-        if any(fnmatch.fnmatch(text, p) or fnmatch.fnmatch(parts[0], p) for p in patterns):
+        if _ignored(parts, patterns):
             continue
         files.append(path)
     return files
+
+
+def _module_name(relative: Path) -> str:
+    """``a/b.py`` is module ``a.b``; a package's ``a/__init__.py`` is ``a`` itself."""
+    parts = relative.with_suffix("").parts
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
 
 
 def load_definitions(root: Path) -> list[tuple[Definition, str]]:
@@ -59,12 +79,16 @@ def load_definitions(root: Path) -> list[tuple[Definition, str]]:
     """
     root = root.resolve()
     files = repo_python_files(root)
-    names = [".".join(p.relative_to(root).with_suffix("").parts) for p in files]
+    names = [_module_name(p.relative_to(root)) for p in files]
     for name in list(sys.modules):
         module_file = getattr(sys.modules[name], "__file__", None) or ""
         if name in names or module_file.startswith(str(root) + "/"):
             del sys.modules[name]
     sys.path.insert(0, str(root))
+    # Cached bytecode is trusted while a file keeps its size and whole-second mtime, so a
+    # quick same-size edit would load the old definitions: compile repo files afresh.
+    dont_write_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     found: list[tuple[Definition, str]] = []
     seen: set[int] = set()
     try:
@@ -80,4 +104,5 @@ def load_definitions(root: Path) -> list[tuple[Definition, str]]:
                     found.append((value, str(path.relative_to(root))))
     finally:
         sys.path.remove(str(root))
+        sys.dont_write_bytecode = dont_write_bytecode
     return found

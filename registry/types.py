@@ -50,7 +50,7 @@ ARRAY_ELEMENTS = frozenset(
 KEY_TYPES = frozenset({"Int32", "Int64", "String", "Bytes"})
 
 
-def Array(element: DType) -> DType:  # noqa: N802 - Feast spells it as a constructor
+def Array(element: DType) -> DType:  # Feast spells it as a constructor
     """A list of a primitive type, e.g. ``Array(Float32)``."""
     if not isinstance(element, DType) or element.name not in ARRAY_ELEMENTS:
         raise TypeError(f"Array() takes one of {sorted(ARRAY_ELEMENTS)}, not {element!r}")
