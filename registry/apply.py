@@ -72,7 +72,7 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
             materializations=kept,
         )
 
-    snapshot = registry.update(change)
+    snapshot = registry.update(change, replace_corrupt=True)
     report = holder[-1]
     report.snapshot = snapshot
     return report

@@ -165,5 +165,14 @@ def _substitute_env(value: Any, origin: Path, where: tuple[str, ...]) -> Any:
                 raise ConfigError(f"{origin}: {key}: environment variable ${{{name}}} is not set")
             return os.environ[name]
 
-        return _ENV_REF.sub(lookup, value)
+        substituted = _ENV_REF.sub(lookup, value)
+        if _ENV_REF.fullmatch(value):
+            # A value that is only a reference takes the variable's YAML type, so that
+            # `key_ttl_seconds: ${TTL}` gives a number.
+            try:
+                parsed = yaml.safe_load(substituted)
+            except yaml.YAMLError:
+                return substituted
+            return parsed if isinstance(parsed, int | float | bool) else substituted
+        return substituted
     return value

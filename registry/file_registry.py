@@ -73,15 +73,24 @@ class FileRegistry:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def update(
-        self, change: Callable[[RegistrySnapshot | None], RegistrySnapshot]
+        self,
+        change: Callable[[RegistrySnapshot | None], RegistrySnapshot],
+        *,
+        replace_corrupt: bool = False,
     ) -> RegistrySnapshot:
         """Read, change and replace the registry under a lock; bumps the version.
 
-        ``change`` gets the current snapshot (None before the first apply). Concurrent
-        updates from other processes wait for each other, so none is lost.
+        ``change`` gets the current snapshot (None before the first apply, or when the
+        file is corrupt and ``replace_corrupt`` is set, as ``ladle apply`` does).
+        Concurrent updates from other processes wait for each other, so none is lost.
         """
         with self._locked():
-            current = self.read_or_none()
+            try:
+                current = self.read_or_none()
+            except RegistryError:
+                if not replace_corrupt:
+                    raise
+                current = None
             proposed = change(current)
             snapshot = msgspec.structs.replace(
                 proposed,

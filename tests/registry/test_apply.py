@@ -474,3 +474,18 @@ view = FeatureView(name="view", entities=[driver], source=stats,
     assert report.snapshot.version == 2  # versions never go back for readers
     assert "feature view view" in report.created
     assert report.deleted == []
+
+
+def test_apply_replaces_a_corrupt_registry(tmp_path: Path) -> None:
+    settings = make_repo(tmp_path, FULL_REPO)
+    apply_repo(settings)
+    settings.registry_path.write_text("{truncated")
+    with pytest.raises(Exception, match="corrupt"):
+        FileRegistry(settings.registry_path).read()
+    report = apply_repo(settings)
+    assert report.snapshot.version == 1
+    assert FileRegistry(settings.registry_path).read().feature_views.keys() == {
+        "driver_stats",
+        "driver_pushed",
+        "customer_spend",
+    }

@@ -83,7 +83,8 @@ VIEW_PROBLEMS = [
     (
         "dtype is a Python type",
         'v = FeatureView(name="v", entities=[driver], source=stats,\n'
-        '                schema=[Field(name="trips", dtype=int), Field(name="city", dtype=String)])',
+        '                schema=[Field(name="trips", dtype=int),\n'
+        '                        Field(name="city", dtype=String)])',
         "feature view 'v' (features.py): field 'trips': dtype must be a type such as Int64 or "
         "Array(Float32)",
     ),
@@ -98,7 +99,8 @@ VIEW_PROBLEMS = [
     (
         "field declared twice",
         'v = FeatureView(name="v", entities=[driver], source=stats,\n'
-        '                schema=[Field(name="trips", dtype=Int64), Field(name="trips", dtype=Int64)])',
+        '                schema=[Field(name="trips", dtype=Int64),\n'
+        '                        Field(name="trips", dtype=Int64)])',
         "feature view 'v' (features.py): field 'trips' is declared twice",
     ),
     (

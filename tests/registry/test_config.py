@@ -342,3 +342,21 @@ def test_settings_resolve_relative_and_absolute_paths(tmp_path: Path) -> None:
     assert isinstance(settings, RepoSettings)
     assert settings.resolve("data/x.parquet") == tmp_path.resolve() / "data" / "x.parquet"
     assert settings.resolve("/abs/x.parquet") == Path("/abs/x.parquet")
+
+
+def test_a_bare_env_reference_takes_the_variables_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LADLE_TEST_TTL", "3600")
+    monkeypatch.setenv("LADLE_TEST_HOST", "10.0.0.1")
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: p\n"
+        "online_store:\n"
+        "  type: redis\n"
+        "  connection_string: ${LADLE_TEST_HOST}:6379\n"
+        "  key_ttl_seconds: ${LADLE_TEST_TTL}\n"
+    )
+    config = load_repo_config(tmp_path).config.online_store
+    assert isinstance(config, RedisOnlineStoreConfig)
+    assert config.key_ttl_seconds == 3600
+    assert config.connection_string == "10.0.0.1:6379"
