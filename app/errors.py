@@ -9,9 +9,11 @@ already parse Feast's 422s can parse every Ladle error the same way.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+
+T = TypeVar("T")
 
 Loc = list[str | int]
 
@@ -88,3 +90,11 @@ def from_decode_error(exc: msgspec.MsgspecError, body: bytes) -> ApiError:
     else:
         loc_json = ["body"]
     return ApiError(422, "json_invalid", loc_json, message)
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """Decode a request body, turning every decode or validation error into a 422."""
+    try:
+        return decoder.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise from_decode_error(exc, body) from None

@@ -13,12 +13,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.errors import ApiError
+from app.errors import ApiError, decode_body
 from app.state import ServingState
-from app.write_api import _decode
 from stores import timestamps
 from stores.base import StoreUnavailable
-from stores.materialize import MaterializationInProgress, MaterializeError, materialize
+from stores.materialize import (
+    MaterializationInProgress,
+    MaterializeError,
+    materialize,
+    view_lock,
+)
 from stores.offline import OfflineStoreError
 
 log = logging.getLogger("ladle.materialize")
@@ -128,8 +132,6 @@ async def _run(
 
 
 def _busy(state: ServingState, views: list[str]) -> str | None:
-    from stores.materialize import view_lock
-
     for view in views:
         try:
             with view_lock(state.registry.path.parent, view):
@@ -150,7 +152,7 @@ async def _logged(job: object, views: list[str]) -> object:
 
 async def materialize_range(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = _decode(_full_decoder, await request.body())
+    query = decode_body(_full_decoder, await request.body())
     views = _views(state, query.feature_views)
     now = timestamps.now_us()
     if query.disable_event_timestamp:
@@ -175,6 +177,6 @@ async def materialize_range(request: Request) -> Response:
 
 async def materialize_incremental(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = _decode(_incremental_decoder, await request.body())
+    query = decode_body(_incremental_decoder, await request.body())
     views = _views(state, query.feature_views)
     return await _run(request, views, _time(query.end_ts, "end_ts"), None, None)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.assemble import read_online_features
 from app.entities import check_shape, coerce_column
-from app.errors import ApiError, from_decode_error
+from app.errors import ApiError, decode_body
 from app.schemas import request_decoder, response_encoder
 from app.state import ServingState
 from stores.base import StoreUnavailable
@@ -17,11 +16,7 @@ from stores.timestamps import now_us
 
 async def get_online_features(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    body = await request.body()
-    try:
-        query = request_decoder.decode(body)
-    except msgspec.MsgspecError as exc:
-        raise from_decode_error(exc, body) from None
+    query = decode_body(request_decoder, await request.body())
 
     rows = check_shape(query.entities)
     plan = state.plans.get(

@@ -8,14 +8,14 @@ the online write fails, so a request is never half-applied.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import anyio.to_thread
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.errors import ApiError, from_decode_error
+from app.errors import ApiError, decode_body
 from app.state import ServingState
 from stores.base import StoreUnavailable, WriteRow
 from stores.columns import ColumnError, ColumnSpec, validate_frame
@@ -42,16 +42,6 @@ class WriteToOnlineStoreRequest(msgspec.Struct):
 
 _push_decoder = msgspec.json.Decoder(PushRequest)
 _write_decoder = msgspec.json.Decoder(WriteToOnlineStoreRequest)
-
-
-T = TypeVar("T")
-
-
-def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    try:
-        return decoder.decode(body)
-    except msgspec.MsgspecError as exc:
-        raise from_decode_error(exc, body) from None
 
 
 def _validate(df: dict[str, Any], columns: list[ColumnSpec]) -> tuple[int, dict[str, list[Any]]]:
@@ -93,7 +83,7 @@ async def _write_online(state: ServingState, rows: list[WriteRow]) -> None:
 
 async def push(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = _decode(_push_decoder, await request.body())
+    query = decode_body(_push_decoder, await request.body())
     target = state.writers.push_target(query.push_source_name)
     if target is None:
         raise ApiError(
@@ -156,7 +146,7 @@ async def push(request: Request) -> Response:
 
 async def write_to_online_store(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = _decode(_write_decoder, await request.body())
+    query = decode_body(_write_decoder, await request.body())
     writer = state.writers.view(query.feature_view_name)
     if writer is None:
         raise ApiError(
