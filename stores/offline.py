@@ -15,6 +15,9 @@ import duckdb
 
 from registry.model import FileSourceSpec
 
+#: DuckDB's memory cap for one offline read; past it, DuckDB spills to temporary files.
+MEMORY_LIMIT = "1GB"
+
 
 class OfflineStoreError(Exception):
     """The offline data cannot be read as the source declares it."""
@@ -108,7 +111,11 @@ class FileOfflineStore:
         return f"read_parquet([{paths}], union_by_name=true)"
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
+        # A bounded memory limit makes DuckDB spill large windows to disk instead of
+        # taking most of the machine; insertion order is not needed for "latest per key".
+        con = duckdb.connect(
+            ":memory:", config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False}
+        )
         con.execute("SET TimeZone='UTC'")
         return con
 

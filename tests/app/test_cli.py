@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from stores.materialize import view_lock
 from tests.support import RedisServer, free_port, run_cli, wait_for_port
 
 REQUEST = {
@@ -129,3 +130,6 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     assert result.returncode == 1 and "unknown feature view" in result.stderr
     result = run_cli("init", "demo", cwd=tmp_path, check=False)
     assert result.returncode == 1 and "not empty" in result.stderr
+    with view_lock(demo / "data", "driver_hourly_stats"):  # as if a server were running it
+        result = run_cli("materialize-incremental", "now", cwd=demo, check=False)
+    assert result.returncode == 1 and "already being materialized" in result.stderr
