@@ -51,15 +51,17 @@ def check_reply(reply: Any, body: dict[str, Any] | None, floor: bool) -> str:
     for index, column in enumerate(results):
         for part in ("values", "statuses", "event_timestamps"):
             if len(column.get(part, [])) != rows:
-                raise CheckFailed(f"column {index} has {len(column.get(part, []))} {part}, "
-                                  f"expected {rows}")
-    for index, column in enumerate(results[len(entities):], start=len(entities)):
+                raise CheckFailed(
+                    f"column {index} has {len(column.get(part, []))} {part}, expected {rows}"
+                )
+    for index, column in enumerate(results[len(entities) :], start=len(entities)):
         if any(v is None for v in column["values"]):
             raise CheckFailed(f"column {index} ({names[index] if names else '?'}) has nulls")
     for index, key in enumerate(entities):
         if results[index]["values"] != entities[key]:
-            raise CheckFailed(f"entity column {key} echoes {results[index]['values']}, "
-                              f"sent {entities[key]}")
+            raise CheckFailed(
+                f"entity column {key} echoes {results[index]['values']}, sent {entities[key]}"
+            )
     return f"{rows} row(s) x {len(results)} columns, all PRESENT"
 
 
@@ -84,16 +86,24 @@ def cmd_coverage(args: argparse.Namespace) -> None:
     checked = 0
     for start in range(args.id_start, args.id_start + args.id_count, args.chunk):
         stop = min(start + args.chunk, args.id_start + args.id_count)
-        body = {"entities": {args.entity_key: list(range(start, stop))}, "features": features}
+        body = {
+            "entities": {args.entity_key: list(range(start, stop))},
+            "features": features,
+            "full_feature_names": args.full_names == "1",
+        }
         request = urllib.request.Request(
-            args.url, data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json"})
+            args.url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=args.timeout) as response:
                 reply = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise CheckFailed(f"ids {start}..{stop - 1}: HTTP {exc.code}: "
-                              f"{exc.read()[:300]!r}") from None
+            raise CheckFailed(
+                f"ids {start}..{stop - 1}: HTTP {exc.code}: {exc.read()[:300]!r}"
+            ) from None
         try:
             check_reply(reply, body, floor=False)
         except CheckFailed as exc:
@@ -117,6 +127,7 @@ def main() -> int:
     cov.add_argument("--id-count", type=int, required=True)
     cov.add_argument("--features", required=True)
     cov.add_argument("--entity-key", default="driver_id")
+    cov.add_argument("--full-names", default="0", choices=["0", "1"])
     cov.add_argument("--chunk", type=int, default=1000)
     cov.add_argument("--timeout", type=float, default=30.0)
     cov.set_defaults(run=cmd_coverage)

@@ -128,16 +128,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", required=True, type=Path, help="folder to write (created)")
     store = parser.add_mutually_exclusive_group(required=True)
-    store.add_argument("--redis", metavar="HOST:PORT",
-                       help="online store: Redis connection string, e.g. 127.0.0.1:6390")
+    store.add_argument(
+        "--redis",
+        metavar="HOST:PORT",
+        help="online store: Redis connection string, e.g. 127.0.0.1:6390",
+    )
     store.add_argument("--sqlite", metavar="PATH", help="online store: SQLite file instead")
-    parser.add_argument("--entities", type=int, default=1000,
-                        help="number of drivers (default 1000)")
+    parser.add_argument(
+        "--entities", type=int, default=1000, help="number of drivers (default 1000)"
+    )
     parser.add_argument("--id-start", type=int, default=1001, help="first driver id (default 1001)")
-    parser.add_argument("--views", type=int, default=1,
-                        help="number of feature views, 3 features each (default 1)")
-    parser.add_argument("--hours", type=int, default=1,
-                        help="rows per driver and view, one per hour back from now (default 1)")
+    parser.add_argument(
+        "--views", type=int, default=1, help="number of feature views, 3 features each (default 1)"
+    )
+    parser.add_argument(
+        "--hours",
+        type=int,
+        default=1,
+        help="rows per driver and view, one per hour back from now (default 1)",
+    )
     parser.add_argument("--force", action="store_true", help="write into a non-empty folder")
     args = parser.parse_args(argv)
 
@@ -155,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     (repo / "features.py").write_text(features_py(views))
     rows = 0
     for index, view in enumerate(views):
-        rows += write_view_data(repo / "data" / f"{view}.parquet", args.id_start,
-                                args.entities, args.hours, seed=index + 1)
+        rows += write_view_data(
+            repo / "data" / f"{view}.parquet",
+            args.id_start,
+            args.entities,
+            args.hours,
+            seed=index + 1,
+        )
     meta = {
         "project": PROJECT,
         "entity_key": "driver_id",
@@ -168,9 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         "parquet_rows": rows,
     }
     (repo / "bench_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"dataset: {repo}: {len(views)} view(s) x {args.entities} drivers "
-          f"({args.id_start}..{args.id_start + args.entities - 1}) x {args.hours} hour(s) = "
-          f"{rows} Parquet rows in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    print(
+        f"dataset: {repo}: {len(views)} view(s) x {args.entities} drivers "
+        f"({args.id_start}..{args.id_start + args.entities - 1}) x {args.hours} hour(s) = "
+        f"{rows} Parquet rows in {time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+    )
     return 0
 
 

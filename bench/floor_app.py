@@ -7,8 +7,9 @@ lifespan, so the registry and the online store are loaded as usual) with one mor
 appended after Ladle's own:
 
 POST /floor
-    Reads the body, decodes it with the decoder /get-online-features uses
-    (``app.schemas.request_decoder`` -> ``GetOnlineFeaturesRequest``) and returns a fixed,
+    Reads the body, decodes it exactly as /get-online-features does
+    (``app.errors.decode_body`` with ``app.schemas.request_decoder`` ->
+    ``GetOnlineFeaturesRequest``, 422 on bad input) and returns a fixed,
     pre-encoded one-row reply in Feast's response shape. It never touches the registry,
     the plan cache or the online store. Its throughput is the "floor" cost of
     HTTP parsing + routing + body read + JSON decode + response on this server stack;
@@ -23,13 +24,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import create_app
-from app.errors import from_decode_error
+from app.errors import decode_body
 from app.schemas import (
     FeatureVector,
     GetOnlineFeaturesResponse,
@@ -56,11 +56,8 @@ FLOOR_REPLY: bytes = response_encoder.encode(
 
 
 async def floor(request: Request) -> Response:
-    body = await request.body()
-    try:
-        request_decoder.decode(body)  # same struct and decoder as the real endpoint
-    except msgspec.MsgspecError as exc:
-        raise from_decode_error(exc, body) from None
+    # Same body read, decoder and error path as app/online_features.py.
+    decode_body(request_decoder, await request.body())
     return Response(FLOOR_REPLY, media_type="application/json")
 
 
