@@ -17,6 +17,7 @@ from registry.repo import RepoError
 from stores import timestamps
 from stores.base import StoreUnavailable
 from stores.factory import create_online_store
+from stores.keys import project_prefix
 from stores.materialize import MaterializeError, ViewResult, materialize
 from stores.offline import FileOfflineStore, OfflineStoreError
 
@@ -71,7 +72,7 @@ async def _drop_views(settings: RepoSettings, views: list[str]) -> None:
     store = create_online_store(settings)
     await store.start()
     try:
-        await store.delete_views(views)
+        await store.delete_views(project_prefix(settings.config.project), views)
     finally:
         await store.close()
 

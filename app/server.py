@@ -46,6 +46,9 @@ def serve(repo: Path, options: ServeOptions) -> int:
     ]
     config.workers = effective_workers(options.workers)
     config.worker_class = "uvloop"
+    # Hypercorn closes a keep-alive connection after 1000 requests by default; feature
+    # clients hold connections open for hours, so let them.
+    config.keep_alive_max_requests = 2**31
     config.accesslog = "-" if options.access_log else None
     config.errorlog = "-"
     config.loglevel = options.log_level.upper()

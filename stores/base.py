@@ -57,5 +57,6 @@ class OnlineStore(ABC):
         """
 
     @abstractmethod
-    async def delete_views(self, views: Sequence[str]) -> None:
-        """Drop every record of these views (used when a view is removed)."""
+    async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
+        """Drop the records of these views under keys starting with ``prefix`` (a
+        project's ``b"<project>:"``); used when ``ladle apply`` removes a view."""

@@ -30,16 +30,21 @@ def _value_encoder(dtype: str) -> Callable[[Any], bytes]:
     raise ValueError(f"type {dtype} cannot be a join key")
 
 
+def project_prefix(project: str) -> bytes:
+    """Every entity key of a project starts with this."""
+    return f"{project}:".encode()
+
+
 def make_key_encoder(project: str, join_keys: Sequence[tuple[str, str]]) -> KeyEncoder:
     """Build the encoder for values given in ``join_keys`` order (name, dtype)."""
     order = sorted(range(len(join_keys)), key=lambda i: join_keys[i][0])
     if len(join_keys) == 1:
         name, dtype = join_keys[0]
-        prefix = f"{project}:{name}=".encode()
+        prefix = project_prefix(project) + f"{name}=".encode()
         encode_one = _value_encoder(dtype)
         return lambda values: prefix + encode_one(values[0])
 
-    prefix = f"{project}:".encode()
+    prefix = project_prefix(project)
     parts = [(f"{join_keys[i][0]}=".encode(), _value_encoder(join_keys[i][1]), i) for i in order]
 
     def encode(values: Sequence[Any]) -> bytes:

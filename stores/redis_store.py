@@ -11,13 +11,14 @@ applied atomically inside Redis, and one write call is applied whole.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
@@ -82,7 +83,7 @@ class RedisOnlineStore(OnlineStore):
         self._socket_timeout = socket_timeout
         self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
-        self._write_sha: str | None = None
+        self._write_script: AsyncScript | None = None
 
     def describe(self) -> str:
         kw = self._kwargs
@@ -114,7 +115,9 @@ class RedisOnlineStore(OnlineStore):
         client = aioredis.Redis(connection_pool=pool)
         try:
             await client.ping()
-            self._write_sha = await client.script_load(_WRITE_SCRIPT)
+            # A registered script reloads itself if Redis restarts and forgets it.
+            self._write_script = client.register_script(_WRITE_SCRIPT)
+            await client.script_load(_WRITE_SCRIPT)
         except (RedisError, OSError) as exc:
             await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
@@ -167,17 +170,33 @@ class RedisOnlineStore(OnlineStore):
                 for row in chunk:
                     args += (row.view, row.event_ts_us, row.record)
                 keys = [row.key for row in chunk]
-                written += int(await client.evalsha(self._write_sha or "", len(keys), *keys, *args))
+                assert self._write_script is not None
+                written += int(await self._write_script(keys=keys, args=args, client=client))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis write failed: {exc}") from exc
         return written
 
-    async def delete_views(self, views: Sequence[str]) -> None:
+    async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
         if not views:
             return
         client = self._redis()
+        pattern = prefix.replace(b"\\", b"\\\\").replace(b"*", b"\\*") + b"*"
         try:
-            async for key in client.scan_iter(count=1000):
-                await client.hdel(key, *views)
+            async for batch in _chunks(client.scan_iter(match=pattern, count=1000, _type="hash")):
+                pipe = client.pipeline(transaction=False)
+                for key in batch:
+                    pipe.hdel(key, *views)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis delete failed: {exc}") from exc
+
+
+async def _chunks(keys: AsyncIterator[bytes], size: int = 1000) -> AsyncIterator[list[bytes]]:
+    batch: list[bytes] = []
+    async for key in keys:
+        batch.append(key)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -108,7 +108,11 @@ class SqliteOnlineStore(OnlineStore):
             raise StoreUnavailable(f"SQLite online store write failed: {exc}") from exc
         return written
 
-    async def delete_views(self, views: Sequence[str]) -> None:
+    async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
         if views:
             marks = ",".join("?" * len(views))
-            self._conn().execute(f"DELETE FROM ladle_online WHERE view IN ({marks})", tuple(views))
+            self._conn().execute(
+                f"DELETE FROM ladle_online WHERE view IN ({marks}) "
+                "AND substr(entity_key, 1, ?) = ?",
+                (*views, len(prefix), prefix),
+            )

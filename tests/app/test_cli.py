@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,3 +134,23 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     with view_lock(demo / "data", "driver_hourly_stats"):  # as if a server were running it
         result = run_cli("materialize-incremental", "now", cwd=demo, check=False)
     assert result.returncode == 1 and "already being materialized" in result.stderr
+
+
+def test_apply_drops_online_records_of_removed_views(tmp_path: Path) -> None:
+    run_cli("init", "demo", cwd=tmp_path)
+    demo = tmp_path / "demo"
+    run_cli("apply", cwd=demo)
+    run_cli("materialize-incremental", "now", cwd=demo)
+
+    def views_stored() -> set[str]:
+        with sqlite3.connect(demo / "data/online_store.db") as db:
+            return {row[0] for row in db.execute("SELECT DISTINCT view FROM ladle_online")}
+
+    assert views_stored() == {"driver_hourly_stats", "driver_hourly_stats_fresh"}
+    source = (demo / "features.py").read_text()
+    start = source.index("driver_hourly_stats_fresh = FeatureView(")
+    end = source.index("driver_activity = FeatureService(")
+    (demo / "features.py").write_text(source[:start] + source[end:])
+    applied = run_cli("apply", cwd=demo)
+    assert "Deleted feature view driver_hourly_stats_fresh" in applied.stdout
+    assert views_stored() == {"driver_hourly_stats"}

@@ -77,12 +77,27 @@ async def test_concurrent_writers_keep_the_newest(store: OnlineStore) -> None:
     assert decoded((await store.read([ReadBatch([b"k"], ["v"])]))[0][0][0]) == (200, {"a": 200})
 
 
-async def test_delete_views(store: OnlineStore) -> None:
-    await store.write([row(b"k", "keep", 1, a=1), row(b"k", "drop", 1, a=2)])
-    await store.delete_views(["drop"])
-    result = await store.read([ReadBatch([b"k"], ["keep", "drop"])])
+async def test_delete_views_of_one_project(store: OnlineStore) -> None:
+    await store.write(
+        [row(b"p:k", "keep", 1, a=1), row(b"p:k", "drop", 1, a=2), row(b"q:k", "drop", 1, a=3)]
+    )
+    if isinstance(store, RedisOnlineStore):  # a key of another type must not stop the scan
+        await store._redis().set(b"p:plain-string", b"x")
+    await store.delete_views(b"p:", ["drop"])
+    result = await store.read([ReadBatch([b"p:k", b"q:k"], ["keep", "drop"])])
     assert decoded(result[0][0][0]) == (1, {"a": 1})
     assert result[0][0][1] is None
+    assert decoded(result[0][1][1]) == (1, {"a": 3})  # another project's view is untouched
+
+
+async def test_redis_reloads_a_forgotten_write_script(redis_conn: str) -> None:
+    store = RedisOnlineStore(redis_conn)
+    await store.start()
+    try:
+        await store._redis().script_flush()  # as after a Redis restart
+        assert await store.write([row(b"k", "v", 1, a=1)]) == 1
+    finally:
+        await store.close()
 
 
 async def test_large_batches(store: OnlineStore) -> None:
