@@ -26,10 +26,13 @@ trips = FeatureView(name="trips", entities=[driver], schema=[Field(name="count",
 """
 
 
-def make_repo(root: Path, batch_size: int, interval: float) -> Path:
+def make_repo(
+    root: Path, batch_size: int, interval: float, online_store: dict[str, object] | None = None
+) -> Path:
     write_repo(
         root,
         DEFS,
+        online_store=online_store,
         extra_config={
             "feature_server": {
                 "offline_push_batching_enabled": True,
@@ -66,8 +69,10 @@ def offline_rows(root: Path) -> list[tuple[Any, ...]]:
     return duckdb.sql(f"SELECT driver_id, count FROM read_parquet({files}) ORDER BY 1").fetchall()
 
 
-async def test_batches_flush_on_size_and_interval(tmp_path: Path) -> None:
-    root = make_repo(tmp_path, batch_size=3, interval=0.2)
+async def test_batches_flush_on_size_and_interval(
+    tmp_path: Path, online_store_config: dict[str, object]
+) -> None:
+    root = make_repo(tmp_path, batch_size=3, interval=0.2, online_store=online_store_config)
     async for client in serve(root):
         response = await client.post("/push", json=push([2, 3]))
         assert response.status_code == 202
