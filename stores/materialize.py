@@ -23,6 +23,10 @@ from stores.base import OnlineStore, WriteRow
 from stores.keys import make_key_encoder
 from stores.offline import FileOfflineStore
 
+#: Rows per store write: each write is atomic, and Redis runs it as one script, so keep it
+#: small enough not to stall readers.
+WRITE_BATCH = 1000
+
 #: Called as progress(view, entities done, entities in the window).
 Progress = Callable[[str, int, int], None]
 
@@ -142,7 +146,8 @@ async def materialize_view(
             while (item := await loop.run_in_executor(reader, next_batch)) is not None:
                 count, rows = item
                 result.rows += count
-                result.written += await online.write(rows)
+                for start in range(0, len(rows), WRITE_BATCH):
+                    result.written += await online.write(rows[start : start + WRITE_BATCH])
                 if progress:
                     progress(view.name, result.rows, total)
         finally:

@@ -12,9 +12,10 @@ applied atomically inside Redis, and one write call is applied whole.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -22,6 +23,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
+from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk
 
 # KEYS[i] pairs with ARGV[3i-1..3i+1] = view, event_ts_us, record; ARGV[1] = key TTL seconds.
 _WRITE_SCRIPT = """
@@ -41,13 +43,10 @@ end
 return written
 """
 
-#: Rows per script call; one call is atomic, so a single request's rows go in one call.
-WRITE_CHUNK = 2000
-
 
 def parse_connection_string(text: str) -> dict[str, Any]:
     """Feast's form ``host:port,db=N,password=...,ssl=true,username=...``, or a redis:// URL."""
-    if text.startswith(("redis://", "rediss://", "unix://")):
+    if text.startswith(("redis://", "rediss://")):
         return {"url": text}
     head, *options = [part.strip() for part in text.split(",") if part.strip()]
     host, _, port = head.rpartition(":") if ":" in head else (head, "", "6379")
@@ -68,6 +67,31 @@ def parse_connection_string(text: str) -> dict[str, Any]:
     return kwargs
 
 
+def _wire_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Connection options for the read path, from parse_connection_string's result."""
+    if "url" in kwargs:
+        url = urlsplit(kwargs["url"])
+        if url.scheme not in ("redis", "rediss"):
+            raise ValueError(f"connection_string {kwargs['url']!r}: use redis:// or rediss://")
+        db = url.path.strip("/")
+        return {
+            "host": url.hostname or "localhost",
+            "port": url.port or 6379,
+            "db": int(db) if db else 0,
+            "username": unquote(url.username) if url.username else None,
+            "password": unquote(url.password) if url.password else None,
+            "use_ssl": url.scheme == "rediss",
+        }
+    return {
+        "host": kwargs["host"],
+        "port": kwargs["port"],
+        "db": kwargs.get("db", 0),
+        "username": kwargs.get("username"),
+        "password": kwargs.get("password"),
+        "use_ssl": kwargs.get("ssl", False),
+    }
+
+
 class RedisOnlineStore(OnlineStore):
     def __init__(
         self,
@@ -84,6 +108,9 @@ class RedisOnlineStore(OnlineStore):
         self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
         self._write_script: AsyncScript | None = None
+        #: Reads bypass redis-py: see stores.redis_wire.
+        self._reads: PipelinedRedis | None = None
+        self._packed_views: dict[tuple[str, ...], bytes] = {}
 
     def describe(self) -> str:
         kw = self._kwargs
@@ -122,8 +149,12 @@ class RedisOnlineStore(OnlineStore):
             await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
         self._client = client
+        self._reads = PipelinedRedis(**_wire_options(self._kwargs), timeout=self._socket_timeout)
 
     async def close(self) -> None:
+        if self._reads is not None:
+            await self._reads.close()
+            self._reads = None
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None
@@ -139,20 +170,29 @@ class RedisOnlineStore(OnlineStore):
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis at {self.describe()}: {exc}") from exc
 
+    def _packed(self, views: Sequence[str]) -> bytes:
+        key = tuple(views)
+        packed = self._packed_views.get(key)
+        if packed is None:
+            if len(self._packed_views) > 1024:
+                self._packed_views.clear()
+            packed = b"".join(pack_bulk(view.encode()) for view in views)
+            self._packed_views[key] = packed
+        return packed
+
     async def read(self, batches: Sequence[ReadBatch]) -> ReadResult:
-        client = self._redis()
-        try:
-            if len(batches) == 1 and len(batches[0].keys) == 1:
-                batch = batches[0]
-                reply = await client.hmget(batch.keys[0], batch.views)
-                return [[cast(list[bytes | None], reply)]]
-            pipe = client.pipeline(transaction=False)
-            for batch in batches:
-                for key in batch.keys:
-                    pipe.hmget(key, batch.views)
-            replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis read failed: {exc}") from exc
+        """One write and one round trip: an HMGET per distinct key, all views of it."""
+        if self._reads is None:
+            raise StoreUnavailable("Redis online store is not started")
+        payload = b"".join(
+            hmget_payload(batch.keys, self._packed(batch.views), len(batch.views))
+            for batch in batches
+        )
+        count = sum(len(batch.keys) for batch in batches)
+        replies = await self._reads.execute(payload, count)
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                raise StoreUnavailable(f"Redis read failed: {reply}")
         results: ReadResult = []
         offset = 0
         for batch in batches:
@@ -162,16 +202,16 @@ class RedisOnlineStore(OnlineStore):
 
     async def write(self, rows: Sequence[WriteRow]) -> int:
         client = self._redis()
-        written = 0
+        if not rows:
+            return 0
+        args: list[Any] = [self.key_ttl_seconds]
+        for row in rows:
+            args += (row.view, row.event_ts_us, row.record)
+        keys = [row.key for row in rows]
+        assert self._write_script is not None
         try:
-            for start in range(0, len(rows), WRITE_CHUNK):
-                chunk = rows[start : start + WRITE_CHUNK]
-                args: list[Any] = [self.key_ttl_seconds]
-                for row in chunk:
-                    args += (row.view, row.event_ts_us, row.record)
-                keys = [row.key for row in chunk]
-                assert self._write_script is not None
-                written += int(await self._write_script(keys=keys, args=args, client=client))
+            # One script call: Redis applies it whole, before any other command.
+            written = int(await self._write_script(keys=keys, args=args, client=client))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis write failed: {exc}") from exc
         return written

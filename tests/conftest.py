@@ -11,7 +11,7 @@ from tests.support import RedisServer
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One private redis-server for the session; tests use their own db or flush it."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server = RedisServer(tmp_path_factory.mktemp("redis"), "--enable-debug-command", "local")
     try:
         yield server
     finally:
