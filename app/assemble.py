@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.on_demand import run_transform
 from app.resolve import ReadPlan
 from app.schemas import FeatureVector, GetOnlineFeaturesResponse
 from stores import codec, timestamps
@@ -64,7 +65,8 @@ async def read_online_features(
                 out_values: list[Any] = []
                 out_statuses: list[str] = []
                 out_ts: list[str] = []
-                feature, convert = slot.feature, slot.convert
+                feature = slot.feature
+                convert = None if plan.transforms else slot.convert
                 for position in positions:
                     record = decoded[position]
                     if record is None:
@@ -89,4 +91,13 @@ async def read_online_features(
                         out_statuses.append(PRESENT)
                 results[slot.column] = FeatureVector(out_values, out_statuses, out_ts)
 
-    return GetOnlineFeaturesResponse(results=results, metadata=plan.metadata)  # type: ignore[arg-type]
+    if plan.transforms:
+        entity_columns = dict(zip(plan.entity_names, columns, strict=True))
+        for step in plan.transforms:
+            run_transform(step, results, entity_columns, rows)
+        for column, convert in plan.late_converts:
+            vector = results[column]
+            assert vector is not None
+            vector.values = [convert(v) for v in vector.values]
+    shown = results if plan.output_columns is None else [results[i] for i in plan.output_columns]
+    return GetOnlineFeaturesResponse(results=shown, metadata=plan.metadata)  # type: ignore[arg-type]

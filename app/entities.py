@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.errors import ApiError
-from stores.codec import INT32_RANGE, INT64_RANGE
+from stores.codec import INT32_RANGE, INT64_RANGE, normalizer
 
 Coercer = Callable[[Any], Any]
 _INTEGER_TEXT = re.compile(r"[+-]?\d+")
@@ -56,6 +56,11 @@ def coercer(dtype: str) -> Coercer:
     if dtype == "Bytes":
         return _bytes
     raise ValueError(f"type {dtype} cannot be a join key")
+
+
+def request_coercer(dtype: str) -> Coercer:
+    """Request data (for on-demand views) takes any value its feature type accepts."""
+    return normalizer(dtype)
 
 
 def coerce_column(name: str, values: list[Any], coerce: Coercer) -> list[Any]:

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from app.assemble import read_online_features
 from app.entities import check_shape, coerce_column
 from app.errors import ApiError, decode_body
+from app.on_demand import TransformationFailed
 from app.schemas import request_decoder, response_encoder
 from app.state import ServingState
 from stores.base import StoreUnavailable
@@ -34,4 +35,7 @@ async def get_online_features(request: Request) -> Response:
         response = await read_online_features(plan, columns, rows, state.store, now_us())
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", [], str(exc)) from None
+    except TransformationFailed as exc:
+        # The fault is in the repo's code, not the request: a 500 that names the view.
+        raise ApiError(500, "transformation_failed", [], str(exc)) from None
     return Response(response_encoder.encode(response), media_type="application/json")

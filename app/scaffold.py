@@ -24,6 +24,7 @@ FEATURES_PY = '''\
 """Hourly driver statistics, as in Feast's quickstart."""
 
 from datetime import timedelta
+from typing import Any
 
 from registry import (
     Entity,
@@ -32,9 +33,12 @@ from registry import (
     Field,
     FileSource,
     Float32,
+    Float64,
     Int64,
     PushSource,
+    RequestSource,
     ValueType,
+    on_demand_feature_view,
 )
 
 driver = Entity(
@@ -85,9 +89,46 @@ driver_hourly_stats_fresh = FeatureView(
     tags={"team": "driver_performance"},
 )
 
+# Values a request brings along, for the on-demand view below.
+input_request = RequestSource(
+    name="vals_to_add",
+    schema=[
+        Field(name="val_to_add", dtype=Int64),
+        Field(name="val_to_add_2", dtype=Int64),
+    ],
+)
+
+
+# Computed at request time from a stored feature and the request's values.
+@on_demand_feature_view(
+    sources=[driver_hourly_stats, input_request],
+    schema=[
+        Field(name="conv_rate_plus_val1", dtype=Float64),
+        Field(name="conv_rate_plus_val2", dtype=Float64),
+    ],
+    mode="python",
+)
+def transformed_conv_rate(inputs: dict[str, Any]) -> dict[str, Any]:
+    rates = inputs["conv_rate"]
+    return {
+        "conv_rate_plus_val1": [r + v for r, v in zip(rates, inputs["val_to_add"])],
+        "conv_rate_plus_val2": [r + v for r, v in zip(rates, inputs["val_to_add_2"])],
+    }
+
+
 driver_activity = FeatureService(
     name="driver_activity",
     features=[driver_hourly_stats],
+)
+
+driver_activity_v1 = FeatureService(
+    name="driver_activity_v1",
+    features=[driver_hourly_stats[["conv_rate"]], transformed_conv_rate],
+)
+
+driver_activity_v2 = FeatureService(
+    name="driver_activity_v2",
+    features=[driver_hourly_stats, transformed_conv_rate],
 )
 '''
 

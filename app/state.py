@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.offline_batcher import OfflineBatcher
 from app.resolve import PlanCache
+from app.transformations import load_transformations
 from app.writers import WriterCache
 from registry.config import RepoSettings, load_repo_config
 from registry.file_registry import FileRegistry
@@ -68,8 +69,11 @@ class ServingState:
         plans, writers = PlanCache(), WriterCache(offline)
 
         def on_change(snapshot: RegistrySnapshot) -> None:
-            plans.reset(snapshot)
-            writers.reset(snapshot)
+            # Raises if the repo's transformations do not match: the refresher then keeps
+            # serving the previous snapshot (and startup fails).
+            transformations = load_transformations(settings.root, snapshot)
+            plans.reset(snapshot, transformations)
+            writers.reset(snapshot, transformations)
 
         registry = FileRegistry(settings.registry_path)
         refresher = RegistryRefresher(

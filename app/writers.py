@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from app.on_demand import Transformation
 from registry.model import FeatureViewSpec, FileSourceSpec, PushSourceSpec, RegistrySnapshot
 from stores.columns import ColumnSpec
 from stores.offline import FileOfflineStore
@@ -24,12 +27,16 @@ class WriterCache:
     def __init__(self, offline: FileOfflineStore) -> None:
         self.offline = offline
         self.snapshot: RegistrySnapshot | None = None
+        self.transformations: Mapping[str, Transformation] = {}
         self._views: dict[str, ViewWriter] = {}
         self._pushes: dict[str, PushTarget] = {}
         self._source_types: dict[str, dict[str, str]] = {}
 
-    def reset(self, snapshot: RegistrySnapshot) -> None:
+    def reset(
+        self, snapshot: RegistrySnapshot, transformations: Mapping[str, Transformation]
+    ) -> None:
         self.snapshot = snapshot
+        self.transformations = transformations
         self._views, self._pushes, self._source_types = {}, {}, {}
 
     def view(self, name: str) -> ViewWriter | None:

@@ -5,13 +5,17 @@ A feature repo imports its building blocks from here::
     from registry import Entity, FeatureView, Field, FileSource, Float32, Int64
 """
 
+from registry.artifacts import artifacts
 from registry.definitions import (
     Entity,
     FeatureService,
     FeatureView,
     Field,
     FileSource,
+    OnDemandFeatureView,
     PushSource,
+    RequestSource,
+    on_demand_feature_view,
 )
 from registry.types import (
     Array,
@@ -43,8 +47,12 @@ __all__ = [
     "Int64",
     "Json",
     "Map",
+    "OnDemandFeatureView",
     "PushSource",
+    "RequestSource",
     "String",
     "UnixTimestamp",
     "ValueType",
+    "artifacts",
+    "on_demand_feature_view",
 ]

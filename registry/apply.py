@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from registry.compile import compile_repo
 from registry.config import RepoSettings
 from registry.file_registry import FileRegistry
-from registry.model import RegistrySnapshot
+from registry.model import OnDemandFeatureViewSpec, RegistrySnapshot
 from registry.repo import load_definitions
 from stores.offline import FileOfflineStore
 
@@ -31,6 +31,15 @@ def _diff(kind: str, old: dict[str, object], new: dict[str, object], report: App
     report.deleted += [f"{kind} {name}" for name in old if name not in new]
 
 
+def _written_odfvs(odfvs: dict[str, OnDemandFeatureViewSpec]) -> list[str]:
+    """On-demand views whose values are stored, like a feature view's."""
+    return [name for name, spec in odfvs.items() if spec.write_to_online_store]
+
+
+def _written(snapshot: RegistrySnapshot) -> list[str]:
+    return _written_odfvs(snapshot.on_demand_feature_views)
+
+
 def apply_repo(settings: RepoSettings) -> ApplyReport:
     """Raise RepoError on any problem; otherwise replace the registry and report changes."""
     offline = FileOfflineStore(settings.root)
@@ -47,14 +56,20 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
         _diff("entity", dict(old.entities), dict(compiled.entities), placeholder)
         _diff("feature view", dict(old.feature_views), dict(compiled.feature_views), placeholder)
         _diff(
+            "on-demand feature view",
+            dict(old.on_demand_feature_views),
+            dict(compiled.on_demand_feature_views),
+            placeholder,
+        )
+        _diff(
             "feature service",
             dict(old.feature_services),
             dict(compiled.feature_services),
             placeholder,
         )
-        placeholder.deleted_views = [
-            v for v in old.feature_views if v not in compiled.feature_views
-        ]
+        stored_before = [*old.feature_views, *_written(old)]
+        stored_now = {*compiled.feature_views, *_written_odfvs(compiled.on_demand_feature_views)}
+        placeholder.deleted_views = [v for v in stored_before if v not in stored_now]
         holder.append(placeholder)
         kept = {
             name: window
@@ -69,6 +84,7 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
             entities=compiled.entities,
             feature_views=compiled.feature_views,
             feature_services=compiled.feature_services,
+            on_demand_feature_views=compiled.on_demand_feature_views,
             materializations=kept,
         )
 

@@ -6,7 +6,7 @@ Every problem is collected and reported at once, each naming the object (and its
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from registry.definitions import (
@@ -16,6 +16,7 @@ from registry.definitions import (
     FeatureView,
     FeatureViewProjection,
     FileSource,
+    OnDemandFeatureView,
     PushSource,
 )
 from registry.model import (
@@ -24,10 +25,12 @@ from registry.model import (
     FeatureViewSpec,
     FieldSpec,
     FileSourceSpec,
+    OnDemandFeatureViewSpec,
     ProjectionSpec,
     PushSourceSpec,
     SourceSpec,
 )
+from registry.on_demand import compile_on_demand
 from registry.repo import RepoError
 from registry.types import KEY_TYPES, DType, ValueType
 
@@ -41,6 +44,7 @@ class CompiledRepo:
         self.entities: dict[str, EntitySpec] = {}
         self.feature_views: dict[str, FeatureViewSpec] = {}
         self.feature_services: dict[str, FeatureServiceSpec] = {}
+        self.on_demand_feature_views: dict[str, OnDemandFeatureViewSpec] = {}
 
 
 def duckdb_type_fits(dtype: str, column: str) -> bool:
@@ -101,6 +105,12 @@ class _Compiler:
 
     def fail(self, obj: object, kind: str, name: str, problem: str) -> None:
         self.errors.append(f"{self.where(obj, kind, name)}: {problem}")
+
+    def failer(self, odfv: OnDemandFeatureView, name: str) -> Callable[[str], None]:
+        def fail(problem: str) -> None:
+            self.fail(odfv, "on-demand feature view", name, problem)
+
+        return fail
 
     def unique(self, kind: str, items: list[Definition]) -> dict[str, Definition]:
         by_name: dict[str, Definition] = {}
@@ -302,7 +312,10 @@ class _Compiler:
         )
 
     def service_spec(
-        self, service: FeatureService, views: dict[str, FeatureViewSpec], declared: set[str]
+        self,
+        service: FeatureService,
+        views: Mapping[str, FeatureViewSpec | OnDemandFeatureViewSpec],
+        declared: set[str],
     ) -> FeatureServiceSpec | None:
         errors_before = len(self.errors)
         projections: list[ProjectionSpec] = []
@@ -310,7 +323,7 @@ class _Compiler:
         for item in service.features:
             if isinstance(item, FeatureViewProjection):
                 view_obj, wanted = item.view, item.features
-            elif isinstance(item, FeatureView):
+            elif isinstance(item, FeatureView | OnDemandFeatureView):
                 view_obj, wanted = item, None
             else:
                 self.fail(
@@ -362,15 +375,25 @@ class _Compiler:
             spec = self.entity_spec(entity)
             if spec:
                 compiled.entities[name] = spec
-        declared_views = self.unique("feature view", of(FeatureView))
+        # Views and on-demand views share one namespace: both are named in "view:feature".
+        declared_views = self.unique("feature view", of(FeatureView) + of(OnDemandFeatureView))
         for name, view in declared_views.items():
-            assert isinstance(view, FeatureView)
-            view_spec = self.view_spec(view, compiled.entities)
-            if view_spec:
-                compiled.feature_views[name] = view_spec
+            if isinstance(view, FeatureView):
+                view_spec = self.view_spec(view, compiled.entities)
+                if view_spec:
+                    compiled.feature_views[name] = view_spec
+        for name, odfv in declared_views.items():
+            if isinstance(odfv, OnDemandFeatureView):
+                odfv_spec = compile_on_demand(odfv, compiled.feature_views, self.failer(odfv, name))
+                if odfv_spec:
+                    compiled.on_demand_feature_views[name] = odfv_spec
+        readable: dict[str, FeatureViewSpec | OnDemandFeatureViewSpec] = {
+            **compiled.feature_views,
+            **compiled.on_demand_feature_views,
+        }
         for name, service in self.unique("feature service", of(FeatureService)).items():
             assert isinstance(service, FeatureService)
-            service_spec = self.service_spec(service, compiled.feature_views, set(declared_views))
+            service_spec = self.service_spec(service, readable, set(declared_views))
             if service_spec:
                 compiled.feature_services[name] = service_spec
         if self.errors:

@@ -6,8 +6,9 @@ them into the serializable specs of :mod:`registry.model`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from registry.types import DType, ValueType
 
@@ -152,7 +153,7 @@ class FeatureView:
 class FeatureViewProjection:
     """Some of a feature view's features, in the order given."""
 
-    def __init__(self, view: FeatureView, features: list[str]) -> None:
+    def __init__(self, view: FeatureView | OnDemandFeatureView, features: list[str]) -> None:
         self.view = view
         self.features = features
 
@@ -167,7 +168,7 @@ class FeatureService:
         self,
         *,
         name: str,
-        features: Sequence[FeatureView | FeatureViewProjection],
+        features: Sequence[FeatureView | OnDemandFeatureView | FeatureViewProjection],
         description: str = "",
         tags: dict[str, str] | None = None,
         owner: str = "",
@@ -182,4 +183,117 @@ class FeatureService:
         return f"FeatureService(name={self.name!r})"
 
 
-Definition = Entity | FileSource | PushSource | FeatureView | FeatureService
+class RequestSource:
+    """Values a request brings along with its entity keys, for on-demand views."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        schema: Sequence[Field],
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
+        self.name = name
+        self.schema = list(schema)
+        self.description = description
+        self.tags = dict(tags or {})
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        return f"RequestSource(name={self.name!r})"
+
+
+Transformation = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class OnDemandFeatureView:
+    """Features computed at request time from stored features and request data.
+
+    The function takes a dict of input columns (name -> list of values, one per row), or
+    with ``singleton=True`` one row (name -> value), and returns the output features in
+    the same form. Inputs are named by feature (and ``view__feature``) and request field.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sources: Sequence[FeatureView | FeatureViewProjection | RequestSource],
+        schema: Sequence[Field],
+        udf: Transformation,
+        mode: str = "python",
+        singleton: bool = False,
+        write_to_online_store: bool = False,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
+        self.name = name
+        self.sources = list(sources)
+        self.schema = list(schema)
+        self.udf = udf
+        self.mode = mode
+        self.singleton = singleton
+        self.write_to_online_store = write_to_online_store
+        self.description = description
+        self.tags = dict(tags or {})
+        self.owner = owner
+
+    def __getitem__(self, features: Sequence[str]) -> FeatureViewProjection:
+        if isinstance(features, str):
+            features = [features]
+        return FeatureViewProjection(self, list(features))
+
+    def __call__(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self.udf(inputs)
+
+    def __repr__(self) -> str:
+        return f"OnDemandFeatureView(name={self.name!r})"
+
+
+def on_demand_feature_view(
+    *,
+    sources: Sequence[FeatureView | FeatureViewProjection | RequestSource],
+    schema: Sequence[Field],
+    name: str | None = None,
+    mode: str = "python",
+    singleton: bool = False,
+    write_to_online_store: bool = False,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+    owner: str = "",
+    entities: Sequence[Entity] | None = None,
+) -> Callable[[Transformation], OnDemandFeatureView]:
+    """Decorate a transformation to declare an on-demand feature view (Feast's API).
+
+    ``entities`` is accepted for Feast compatibility; the keys come from the sources.
+    """
+
+    def wrap(udf: Transformation) -> OnDemandFeatureView:
+        return OnDemandFeatureView(
+            name=name or udf.__name__,
+            sources=sources,
+            schema=schema,
+            udf=udf,
+            mode=mode,
+            singleton=singleton,
+            write_to_online_store=write_to_online_store,
+            description=description or (udf.__doc__ or "").strip(),
+            tags=tags,
+            owner=owner,
+        )
+
+    return wrap
+
+
+Definition = (
+    Entity
+    | FileSource
+    | PushSource
+    | FeatureView
+    | FeatureService
+    | RequestSource
+    | OnDemandFeatureView
+)

@@ -65,6 +65,46 @@ class ProjectionSpec(msgspec.Struct, frozen=True):
     features: list[str]
 
 
+class RequestSourceSpec(msgspec.Struct, frozen=True):
+    name: str
+    schema: list[FieldSpec]
+
+
+class OnDemandFeatureViewSpec(msgspec.Struct, frozen=True):
+    """A transformation's inputs, outputs, and where servers find its code.
+
+    Servers import the function from the repo (``module``, ``function``) and refuse it if
+    its source no longer hashes to ``code_hash``, i.e. it changed since ``ladle apply``.
+    """
+
+    name: str
+    #: Feature view inputs, with the features the transformation gets from each.
+    sources: list[ProjectionSpec]
+    request_sources: list[RequestSourceSpec]
+    features: list[FieldSpec]
+    module: str
+    function: str
+    code_hash: str
+    #: The entity keys shared by the source views (needed to store computed values).
+    join_keys: list[FieldSpec] = []
+    singleton: bool = False
+    write_to_online_store: bool = False
+    description: str = ""
+    tags: dict[str, str] = {}
+    ttl_seconds: float = 0.0
+    online: bool = True
+
+    def feature(self, name: str) -> FieldSpec | None:
+        for field in self.features:
+            if field.name == name:
+                return field
+        return None
+
+    @property
+    def request_fields(self) -> list[FieldSpec]:
+        return [field for source in self.request_sources for field in source.schema]
+
+
 class FeatureServiceSpec(msgspec.Struct, frozen=True):
     name: str
     projections: list[ProjectionSpec]
@@ -87,6 +127,7 @@ class RegistrySnapshot(msgspec.Struct, frozen=True):
     entities: dict[str, EntitySpec] = {}
     feature_views: dict[str, FeatureViewSpec] = {}
     feature_services: dict[str, FeatureServiceSpec] = {}
+    on_demand_feature_views: dict[str, OnDemandFeatureViewSpec] = {}
     materializations: dict[str, MaterializationSpec] = {}
 
 

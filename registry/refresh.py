@@ -50,8 +50,9 @@ class RegistryRefresher:
         return snapshot
 
     def _install(self, snapshot: RegistrySnapshot) -> None:
-        self.snapshot = snapshot
+        """``on_change`` may refuse a snapshot by raising; the old one then stays."""
         self.on_change(snapshot)
+        self.snapshot = snapshot
 
     async def check(self) -> bool:
         """One refresh step; returns True when a new version was installed."""
@@ -61,6 +62,10 @@ class RegistryRefresher:
                 self._recovered()
                 return False
             snapshot = await self.backend.load()
+            # Not just the version: a registry deleted and applied again restarts at 1.
+            changed = self.snapshot is None or snapshot != self.snapshot
+            if changed:
+                self._install(snapshot)
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
             if problem != self.problem:
@@ -73,12 +78,11 @@ class RegistryRefresher:
             return False
         self._token = token
         self._recovered()
-        # Not just the version: a registry deleted and applied again restarts at 1.
-        if self.snapshot is not None and snapshot == self.snapshot:
-            return False
-        log.info("registry version %s loaded from %s", snapshot.version, self.backend.describe())
-        self._install(snapshot)
-        return True
+        if changed:
+            log.info(
+                "registry version %s loaded from %s", snapshot.version, self.backend.describe()
+            )
+        return changed
 
     def _recovered(self) -> None:
         if self.problem is not None:

@@ -14,12 +14,17 @@ from registry.definitions import (
     FeatureService,
     FeatureView,
     FileSource,
+    OnDemandFeatureView,
     PushSource,
+    RequestSource,
 )
 
 IGNORE_FILE = ".ladleignore"
 _SKIPPED_DIRS = {"__pycache__", "site-packages", "node_modules", "data"}
-_KINDS = (Entity, FileSource, PushSource, FeatureView, FeatureService)
+_KINDS = (
+    Entity, FileSource, PushSource, FeatureView, FeatureService, RequestSource,
+    OnDemandFeatureView,
+)  # fmt: skip
 
 
 class RepoError(Exception):
