@@ -149,7 +149,7 @@ def test_apply_drops_online_records_of_removed_views(tmp_path: Path) -> None:
     assert views_stored() == {"driver_hourly_stats", "driver_hourly_stats_fresh"}
     source = (demo / "features.py").read_text()
     start = source.index("driver_hourly_stats_fresh = FeatureView(")
-    end = source.index("driver_activity = FeatureService(")
+    end = source.index("# Values a request brings along")
     (demo / "features.py").write_text(source[:start] + source[end:])
     applied = run_cli("apply", cwd=demo)
     assert "Deleted feature view driver_hourly_stats_fresh" in applied.stdout
