@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.artifacts import load_static_artifacts
 from app.errors import ApiError
 from app.health import health
 from app.materialize_api import materialize_incremental, materialize_range
@@ -58,6 +59,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = ServingState.from_repo(repo, registry_ttl_sec)
+        load_static_artifacts(state.settings.root, app)
         await state.start()
         app.state.ladle = state
         try:

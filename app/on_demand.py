@@ -81,13 +81,7 @@ def run_transform(
 
     computed: dict[str, list[Any]] = {slot.feature: [None] * rows for slot in step.outputs}
     if chosen:
-        try:
-            produced = _call(step, columns, chosen)
-        except TransformationFailed:
-            raise
-        except Exception as exc:
-            log.exception("on-demand feature view %r raised", step.name)
-            raise TransformationFailed(step.name, f"{type(exc).__name__}: {exc}") from exc
+        produced = call_transformation(step, columns, chosen)
         for slot in step.outputs:
             values = produced[slot.feature]
             target = computed[slot.feature]
@@ -105,6 +99,22 @@ def run_transform(
         if slot.convert is not None:
             values = [slot.convert(v) for v in values]
         results[slot.column] = FeatureVector(values, statuses, epochs)
+
+
+def call_transformation(
+    step: TransformStep, columns: dict[str, list[Any]], chosen: list[int]
+) -> dict[str, list[Any]]:
+    """Run the function on the ``chosen`` rows; outputs come back as lists per feature.
+
+    Anything the function raises becomes TransformationFailed (logged with its traceback).
+    """
+    try:
+        return _call(step, columns, chosen)
+    except TransformationFailed:
+        raise
+    except Exception as exc:
+        log.exception("on-demand feature view %r raised", step.name)
+        raise TransformationFailed(step.name, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _call(

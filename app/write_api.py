@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import ApiError, decode_body
+from app.on_demand import TransformationFailed
 from app.state import ServingState
+from app.writers import WriteTarget
 from stores.base import StoreUnavailable, WriteRow
 from stores.columns import ColumnError, ColumnSpec, validate_frame
 from stores.offline import OfflineStoreError, dtype_for_column
@@ -74,6 +76,14 @@ def _extra_offline_columns(
     return extras
 
 
+def _records(target: WriteTarget, columns: dict[str, list[Any]], count: int) -> list[WriteRow]:
+    try:
+        return target.rows(columns, count)
+    except TransformationFailed as exc:
+        # The fault is in the repo's code, not the request; nothing has been written.
+        raise ApiError(500, "transformation_failed", [], str(exc)) from None
+
+
 async def _write_online(state: ServingState, rows: list[WriteRow]) -> None:
     try:
         await state.store.write(rows)
@@ -94,26 +104,23 @@ async def push(request: Request) -> Response:
             f"project {state.project!r}",
             query.push_source_name,
         )
+    source = target.batch_source
+    assert source is not None  # a push target always has its push source's batch source
     wanted = target.columns
     types: dict[str, str] = {}
     if query.to != "online":
         try:
-            types = state.writers.source_types(target.batch_source)
+            types = state.writers.source_types(source)
         except OfflineStoreError as exc:
             raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
         wanted = wanted + _extra_offline_columns(query.df, types, wanted)
     count, columns = _validate(query.df, wanted)
-    rows = (
-        [row for writer in target.writers for row in writer.rows(columns, count)]
-        if query.to != "offline"
-        else []
-    )
+    rows = _records(target, columns, count) if query.to != "offline" else []
 
     if query.to == "online":
         await _write_online(state, rows)
         return Response(status_code=200)
 
-    source = target.batch_source
     resolved = state.offline.resolve(source)
     offline_columns = {n: v for n, v in columns.items() if n in types}
     stamps = {
@@ -147,8 +154,8 @@ async def push(request: Request) -> Response:
 async def write_to_online_store(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
     query = decode_body(_write_decoder, await request.body())
-    writer = state.writers.view(query.feature_view_name)
-    if writer is None:
+    target = state.writers.view(query.feature_view_name)
+    if target is None:
         raise ApiError(
             404,
             "feature_view_not_found",
@@ -156,6 +163,6 @@ async def write_to_online_store(request: Request) -> Response:
             f"feature view {query.feature_view_name!r} does not exist in project {state.project!r}",
             query.feature_view_name,
         )
-    count, columns = _validate(query.df, writer.columns)
-    await _write_online(state, writer.rows(columns, count))
+    count, columns = _validate(query.df, target.columns)
+    await _write_online(state, _records(target, columns, count))
     return Response(b"null", media_type="application/json")

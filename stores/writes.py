@@ -7,7 +7,7 @@ needs, their types, and how to encode the entity keys.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from registry.model import FeatureViewSpec, FileSourceSpec, PushSourceSpec
 from stores import codec
@@ -41,23 +41,39 @@ class ViewWriter:
 
     def rows(self, columns: dict[str, list[Any]], count: int) -> list[WriteRow]:
         """Records for validated columns; within one call the newest row per entity wins."""
+        features = [(name, columns[name]) for name in self._features]
+        return self.records(self.view.name, features, columns, count)
+
+    def records(
+        self,
+        view: str,
+        features: list[tuple[str, list[Any]]],
+        columns: dict[str, list[Any]],
+        count: int,
+    ) -> list[WriteRow]:
+        """Records of ``view`` keyed and timed like this view's rows (also used for the
+        on-demand views computed from them)."""
         key_columns = [columns[k] for k in self._keys]
         event_ts = columns[self.timestamp_field]
-        features = [(name, columns[name]) for name in self._features]
         newest: dict[bytes, tuple[int, int]] = {}
         for row in range(count):
             key = self._encode([col[row] for col in key_columns])
             seen = newest.get(key)
             if seen is None or event_ts[row] >= seen[0]:
                 newest[key] = (event_ts[row], row)
-        view = self.view.name
         return [
             WriteRow(key, view, ts, codec.encode_record(ts, {n: v[row] for n, v in features}))
             for key, (ts, row) in newest.items()
         ]
 
 
-def merged_columns(writers: Sequence[ViewWriter]) -> list[ColumnSpec]:
+class RecordWriter(Protocol):
+    columns: list[ColumnSpec]
+
+    def rows(self, columns: dict[str, list[Any]], count: int) -> list[WriteRow]: ...
+
+
+def merged_columns(writers: Sequence[RecordWriter]) -> list[ColumnSpec]:
     """The union of several views' columns (views of one push source share most)."""
     seen: dict[str, ColumnSpec] = {}
     for writer in writers:
