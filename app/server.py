@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.state import REGISTRY_TTL_ENV, REPO_ENV
 from registry.config import load_repo_config
@@ -52,9 +53,33 @@ def serve(repo: Path, options: ServeOptions) -> int:
     config.accesslog = "-" if options.access_log else None
     config.errorlog = "-"
     config.loglevel = options.log_level.upper()
+    failed_workers = _record_worker_failures()
     print(
         f"ladle: serving {settings.root} on http://{config.bind[0]} "
         f"with {config.workers} worker(s)",
         flush=True,
     )
-    return run(config)
+    code = run(config)
+    return code or (failed_workers[0] if failed_workers else 0)
+
+
+def _record_worker_failures() -> list[int]:
+    """Collect the exit codes of workers that died, e.g. because startup failed.
+
+    hypercorn.run.run() reads the workers' exit codes once, then again after removing the
+    exited workers, and so returns 0 even when a worker failed to start. Wrapping its
+    helper keeps the real codes, so `ladle serve` exits non-zero when startup fails.
+    """
+    import hypercorn.run
+
+    failures: list[int] = []
+    original = hypercorn.run._join_exited
+
+    def join_exited(processes: list[Any]) -> int:
+        code = original(processes)
+        if code:
+            failures.append(code)
+        return code
+
+    hypercorn.run._join_exited = join_exited
+    return failures
