@@ -62,6 +62,10 @@ def create_app(
         load_static_artifacts(state.settings.root, app)
         await state.start()
         app.state.ladle = state
+        if state.metrics.request and app.middleware_stack is not None:
+            # Wrapped only when on: with request metrics off, requests take no extra step.
+            endpoints = frozenset(r.path for r in app.routes if isinstance(r, Route))
+            app.middleware_stack = state.metrics.middleware(app.middleware_stack, endpoints)
         try:
             yield
         finally:

@@ -135,6 +135,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         registry_ttl_sec=args.registry_ttl_sec,
         access_log=not args.no_access_log,
         log_level=args.log_level,
+        metrics=args.metrics,
+        metrics_port=args.metrics_port,
     )
     code = serve(Path(args.chdir), options)
     if code:
@@ -199,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument("--no-access-log", action="store_true", help="do not log each request")
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    srv.add_argument(
+        "-m",
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics on their own port, bound to --host",
+    )
+    srv.add_argument(
+        "--metrics-port", type=int, default=8000, help="port for --metrics (default 8000)"
+    )
     srv.set_defaults(run=cmd_serve)
     return parser
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import msgspec
 from starlette.requests import Request
@@ -92,16 +93,24 @@ async def _run(
     force = _flag(request, "force")
 
     async def job() -> object:
-        return await materialize(
-            state.registry,
-            state.offline,
-            state.store,
-            views,
-            end_us,
-            start_us,
-            force=force,
-            event_time_us=event_time_us,
-        )
+        started = time.perf_counter()
+        ok = False
+        try:
+            results = await materialize(
+                state.registry,
+                state.offline,
+                state.store,
+                views,
+                end_us,
+                start_us,
+                force=force,
+                event_time_us=event_time_us,
+            )
+            ok = True
+            return results
+        finally:
+            for view in views:
+                state.metrics.materialized(view, ok, time.perf_counter() - started)
 
     if not force:
         busy = _busy(state, views)

@@ -37,5 +37,9 @@ async def get_online_features(request: Request) -> Response:
         raise ApiError(503, "store_unavailable", [], str(exc)) from None
     except TransformationFailed as exc:
         # The fault is in the repo's code, not the request: a 500 that names the view.
+        state.metrics.transformation_failed(exc.view)
         raise ApiError(500, "transformation_failed", [], str(exc)) from None
+    if state.metrics.enabled:
+        request.scope.setdefault("state", {})["metric_labels"] = plan.metric_labels
+        state.metrics.online_request(rows, [vector.statuses for vector in response.results])
     return Response(response_encoder.encode(response), media_type="application/json")

@@ -61,6 +61,8 @@ class ReadPlan:
     #: With transforms, stored values reach them unconverted (a float NaN, not "NaN");
     #: these (column, converter) pairs convert the shown columns afterwards.
     late_converts: tuple[tuple[int, OutputConverter], ...] = ()
+    #: feature_count and feature_view_count, as the latency metric labels them.
+    metric_labels: tuple[str, str] = ("", "")
 
 
 PlanKey = tuple[tuple[str, ...], str | None, bool, tuple[str, ...], bool]
@@ -294,6 +296,7 @@ class _PlanBuilder:
             output_columns=None if output == tuple(range(self.column_count)) else output,
             metadata=metadata,
             late_converts=late,
+            metric_labels=(str(len(names)), str(len({v.name for v, _, _ in selection}))),
         )
 
     def transform_step(self, name: str, outputs: list[tuple[str, int]]) -> TransformStep:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.metrics import METRICS_DIR_ENV, METRICS_ENABLED_ENV
 from app.state import REGISTRY_TTL_ENV, REPO_ENV
 from registry.config import load_repo_config
 from registry.file_registry import FileRegistry
@@ -20,6 +22,9 @@ class ServeOptions:
     registry_ttl_sec: float | None = None
     access_log: bool = True
     log_level: str = "info"
+    #: Serve Prometheus metrics on their own port (also on when the repo enables them).
+    metrics: bool = False
+    metrics_port: int = 8000
 
 
 def effective_workers(requested: int) -> int:
@@ -53,10 +58,13 @@ def serve(repo: Path, options: ServeOptions) -> int:
     config.accesslog = "-" if options.access_log else None
     config.errorlog = "-"
     config.loglevel = options.log_level.upper()
+    metrics_at = ""
+    if options.metrics or settings.config.feature_server.metrics.enabled:
+        metrics_at = _serve_metrics(options.host, options.metrics_port)
     failed_workers = _record_worker_failures()
     print(
         f"ladle: serving {settings.root} on http://{config.bind[0]} "
-        f"with {config.workers} worker(s)",
+        f"with {config.workers} worker(s)" + (f"; metrics on {metrics_at}" if metrics_at else ""),
         flush=True,
     )
     code = run(config)
@@ -76,6 +84,9 @@ def _record_worker_failures() -> list[int]:
     original = hypercorn.run._join_exited
 
     def join_exited(processes: list[Any]) -> int:
+        for process in processes:
+            if process.exitcode is not None and process.pid is not None:
+                _forget_metrics_of(process.pid)
         code = original(processes)
         if code:
             failures.append(code)
@@ -83,3 +94,26 @@ def _record_worker_failures() -> list[int]:
 
     hypercorn.run._join_exited = join_exited
     return failures
+
+
+def _serve_metrics(host: str, port: int) -> str:
+    """Aggregate the workers' metric files and serve them from this (parent) process."""
+    folder = tempfile.mkdtemp(prefix="ladle-metrics-")
+    os.environ[METRICS_DIR_ENV] = folder  # the workers inherit it, and so write there
+    os.environ[METRICS_ENABLED_ENV] = "1"
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"http://{where}/metrics"
+
+
+def _forget_metrics_of(pid: int) -> None:
+    """A dead worker's live gauges must not be summed any more."""
+    if os.environ.get(METRICS_DIR_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
 from app.resolve import PlanCache
 from app.transformations import load_transformations
 from app.writers import WriterCache
-from registry.config import RepoSettings, load_repo_config
+from registry.config import MetricsConfig, RepoSettings, load_repo_config
 from registry.file_registry import FileRegistry
 from registry.model import RegistrySnapshot
 from registry.refresh import RegistryRefresher
@@ -49,6 +50,7 @@ class ServingState:
     refresher: RegistryRefresher
     plans: PlanCache
     writers: WriterCache
+    metrics: Metrics = field(default_factory=lambda: Metrics(MetricsConfig()))
     #: Set when feature_server.offline_push_batching_enabled is on.
     batcher: OfflineBatcher | None = None
     #: Background materializations started with ?async=true.
@@ -97,6 +99,7 @@ class ServingState:
             refresher,
             plans,
             writers,
+            Metrics(server.metrics),
             batcher,
         )
 

@@ -76,10 +76,13 @@ def _extra_offline_columns(
     return extras
 
 
-def _records(target: WriteTarget, columns: dict[str, list[Any]], count: int) -> list[WriteRow]:
+def _records(
+    state: ServingState, target: WriteTarget, columns: dict[str, list[Any]], count: int
+) -> list[WriteRow]:
     try:
         return target.rows(columns, count)
     except TransformationFailed as exc:
+        state.metrics.transformation_failed(exc.view)
         # The fault is in the repo's code, not the request; nothing has been written.
         raise ApiError(500, "transformation_failed", [], str(exc)) from None
 
@@ -115,7 +118,8 @@ async def push(request: Request) -> Response:
             raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
         wanted = wanted + _extra_offline_columns(query.df, types, wanted)
     count, columns = _validate(query.df, wanted)
-    rows = _records(target, columns, count) if query.to != "offline" else []
+    state.metrics.push(query.push_source_name, query.to)
+    rows = _records(state, target, columns, count) if query.to != "offline" else []
 
     if query.to == "online":
         await _write_online(state, rows)
@@ -164,5 +168,5 @@ async def write_to_online_store(request: Request) -> Response:
             query.feature_view_name,
         )
     count, columns = _validate(query.df, target.columns)
-    await _write_online(state, _records(target, columns, count))
+    await _write_online(state, _records(state, target, columns, count))
     return Response(b"null", media_type="application/json")

@@ -57,6 +57,18 @@ class RegistryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cache_ttl_seconds: float = 5.0
 
 
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Prometheus metrics (``ladle serve --metrics`` turns them on too); each category
+    can be switched off."""
+
+    enabled: bool = False
+    request: bool = True
+    online_features: bool = True
+    push: bool = True
+    materialization: bool = True
+    transformations: bool = True
+
+
 class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: Literal["local", "http"] = "local"
     enabled: bool = True
@@ -68,6 +80,7 @@ class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=Tru
     offline_push_batching_enabled: bool = False
     offline_push_batching_batch_size: int = 1000
     offline_push_batching_batch_interval_seconds: float = 10.0
+    metrics: MetricsConfig = MetricsConfig()
 
 
 class RepoConfig(msgspec.Struct, forbid_unknown_fields=True):
