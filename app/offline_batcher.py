@@ -9,7 +9,6 @@ tried again on the next tick.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 
 from registry.model import FileSourceSpec
+from registry.periodic import Periodic
 
 log = logging.getLogger("ladle.offline")
 
@@ -51,7 +51,7 @@ class OfflineBatcher:
         self.interval = max(interval_seconds, 0.01)
         self._pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic(self.interval, self.flush)
 
     @property
     def buffered_rows(self) -> int:
@@ -102,22 +102,12 @@ class OfflineBatcher:
                     )
                     self._pending[path] = pending
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._timer.start()
 
     async def stop(self) -> None:
         """Stop the timer and write everything still buffered."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._timer.stop()
         await self.flush()
         if self.buffered_rows:
             log.error("%d offline rows could not be written at shutdown", self.buffered_rows)

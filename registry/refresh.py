@@ -7,13 +7,12 @@ good snapshot serving and is logged once per distinct problem.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from registry.model import RegistrySnapshot
+from registry.periodic import Periodic
 
 log = logging.getLogger("ladle.registry")
 
@@ -40,7 +39,7 @@ class RegistryRefresher:
         #: The reason the last check failed, or None while the registry is healthy.
         self.problem: str | None = None
         self._token: object = None
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic(self.interval, self.check)
 
     async def load_initial(self) -> RegistrySnapshot:
         """Load once at startup; errors propagate so that startup fails fast."""
@@ -89,18 +88,8 @@ class RegistryRefresher:
             log.info("registry %s is readable again", self.backend.describe())
             self.problem = None
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.check()
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._timer.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._timer.stop()
