@@ -11,6 +11,15 @@
         Ask for every entity id in chunks and require every status to be PRESENT, so no
         wrk body can hit a missing or expired entity.
 
+    python bench/check.py pushed BODY_FILE --http-code 200 --response RESP_FILE \
+            --url http://HOST:PORT/get-online-features --view V --features a,b,c
+        Check one POST /push of the exact body wrk will send (bench/push.sh): HTTP 200
+        with an empty body, as Feast answers. Then read the pushed entities back with
+        /get-online-features (view V's features a, b, c) and require every status
+        PRESENT, every value equal to the pushed one (Float32 features compare after
+        rounding the pushed number to single precision) and every event timestamp equal
+        to the pushed event timestamp.
+
 Exit status 1 with a message on stderr when a check fails.
 """
 
@@ -18,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import sys
 import urllib.error
 import urllib.request
+from datetime import datetime
 from typing import Any
 
 
@@ -112,6 +123,75 @@ def cmd_coverage(args: argparse.Namespace) -> None:
     print(f"coverage ok: {checked} ids x {len(features)} features, all PRESENT")
 
 
+def _post_json(url: str, body: dict[str, Any], timeout: float) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise CheckFailed(f"POST {url}: HTTP {exc.code}: {exc.read()[:300]!r}") from None
+
+
+def _instant(text: Any) -> datetime:
+    if not isinstance(text, str):
+        raise CheckFailed(f"timestamp {text!r} is not a string")
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _same_value(sent: Any, got: Any) -> bool:
+    if isinstance(got, float) and isinstance(sent, int | float) and not isinstance(sent, bool):
+        single: float = struct.unpack("<f", struct.pack("<f", float(sent)))[0]
+        return got in (float(sent), single)
+    return bool(sent == got)
+
+
+def cmd_pushed(args: argparse.Namespace) -> None:
+    with open(args.response, "rb") as f:
+        raw = f.read()
+    if args.http_code != 200:
+        raise CheckFailed(f"POST /push: HTTP {args.http_code}, body: {raw[:500]!r}")
+    if raw:
+        raise CheckFailed(f"POST /push: expected an empty body, got {raw[:300]!r}")
+    with open(args.body, "rb") as f:
+        body = json.loads(f.read())
+    df: dict[str, list[Any]] = body["df"]
+    features = [f for f in args.features.split(",") if f]
+    ids = df[args.entity_key]
+    if len(set(ids)) != len(ids):
+        raise CheckFailed("the pushed body repeats an entity id; cannot compare row by row")
+    query = {
+        "entities": {args.entity_key: ids},
+        "features": [f"{args.view}:{name}" for name in features],
+    }
+    reply = _post_json(args.url, query, args.timeout)
+    check_reply(reply, query, floor=False)
+    results = reply["results"]
+    pushed_ts = [_instant(t) for t in df[args.timestamp_field]]
+    for offset, name in enumerate(features, start=1):
+        column = results[offset]
+        for row, (sent, got) in enumerate(zip(df[name], column["values"], strict=True)):
+            if not _same_value(sent, got):
+                raise CheckFailed(
+                    f"{args.view}:{name} for {args.entity_key}={ids[row]}: read back {got!r}, "
+                    f"pushed {sent!r}"
+                )
+        for row, stamp in enumerate(column["event_timestamps"]):
+            if _instant(stamp) != pushed_ts[row]:
+                raise CheckFailed(
+                    f"{args.view}:{name} for {args.entity_key}={ids[row]}: event timestamp "
+                    f"{stamp}, pushed {df[args.timestamp_field][row]} (an older push won?)"
+                )
+    print(
+        f"sanity ok: POST /push HTTP 200 (empty body); {len(ids)} pushed row(s) read back "
+        f"from {args.view} with the pushed values and event timestamps"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +211,17 @@ def main() -> int:
     cov.add_argument("--chunk", type=int, default=1000)
     cov.add_argument("--timeout", type=float, default=30.0)
     cov.set_defaults(run=cmd_coverage)
+    pushed = sub.add_parser("pushed")
+    pushed.add_argument("body")
+    pushed.add_argument("--http-code", type=int, required=True)
+    pushed.add_argument("--response", required=True)
+    pushed.add_argument("--url", required=True, help="the /get-online-features URL")
+    pushed.add_argument("--view", required=True)
+    pushed.add_argument("--features", required=True)
+    pushed.add_argument("--entity-key", default="driver_id")
+    pushed.add_argument("--timestamp-field", default="event_timestamp")
+    pushed.add_argument("--timeout", type=float, default=30.0)
+    pushed.set_defaults(run=cmd_pushed)
     args = parser.parse_args()
     try:
         args.run(args)

@@ -1,8 +1,9 @@
-"""Render bench/run.sh results as one markdown table.
+"""Render bench/run.sh and bench/push.sh results as one markdown table.
 
     python bench/report.py                           # bench/results/latest/results.jsonl
     python bench/report.py bench/results/<run>       # a run folder
     python bench/report.py path/to/results.jsonl     # or a JSONL file
+    python bench/report.py bench/results/latest-push # the latest bench/push.sh run
 
 (run.sh also uses two helper modes: ``--merge`` adds its fields and CPU figures to one
 wrk result, ``--pick`` appends the least disturbed of several attempts to results.jsonl.)
@@ -15,6 +16,12 @@ CPU is % of one core (the machine total is 100 x cores): the server (all hyperco
 processes), redis-server, wrk, and "other" = everything else on the machine during the
 run (from /proc/stat); rows where other processes took more than 15% are marked noisy.
 If a scenario was measured more than once, the last line wins.
+
+A file with POST /push lines (bench/push.sh, bench/push-load-profile.lua) gets the write
+table instead: rows per push, rows/s, the rows Redis really wrote during the measured
+run (the ``INFO commandstats`` HSET delta; Ladle's write script does one HSET per stored
+row), that count over the rows of the pushes wrk completed, server CPU ms per request, and
+RPS vs the POST /floor run at the same connections (a 1-row /get-online-features body).
 """
 
 from __future__ import annotations
@@ -67,18 +74,58 @@ def render(results: list[dict[str, Any]]) -> str:
     for r in sorted(results, key=order):
         floor = floors.get((r.get("conns"), r["rows"]))
         ratio = f"{r['rps'] / floor:.2f}" if floor else "n/a"
-        cpu = r.get("cpu_pct")
-        cpu_text = ""
-        if cpu:
-            other = other_pct(cpu)
-            cpu_text = (
-                f"{cpu['server']:.0f} / {cpu['redis']:.0f} / {cpu['wrk']:.0f} / "
-                f"{other:.0f}" + (" (noisy)" if other > NOISY else "")
-            )
         lines.append(
             f"| POST {r.get('endpoint', r.get('label'))} | {r.get('conns', '?')} | {r['rows']} "
             f"| {r['rps']:,.0f} | {r['lat_ms']['p50']:.2f} | {r['lat_ms']['p99']:.2f} "
-            f"| {errors_text(r['errors'])} | {ratio} | {cpu_text} |"
+            f"| {errors_text(r['errors'])} | {ratio} | {cpu_text(r)} |"
+        )
+    return "\n".join(lines)
+
+
+def cpu_text(r: dict[str, Any]) -> str:
+    cpu = r.get("cpu_pct")
+    if not cpu:
+        return ""
+    other = other_pct(cpu)
+    return f"{cpu['server']:.0f} / {cpu['redis']:.0f} / {cpu['wrk']:.0f} / {other:.0f}" + (
+        " (noisy)" if other > NOISY else ""
+    )
+
+
+def render_push(results: list[dict[str, Any]]) -> str:
+    floors = {r["conns"]: r["rps"] for r in results if r.get("endpoint") == FLOOR}
+
+    def order(r: dict[str, Any]) -> tuple[bool, int, int]:
+        return (r.get("endpoint") == FLOOR, r["rows"], r.get("conns", 0))
+
+    lines = [
+        "| scenario | rows/push | conns | RPS | rows/s | p50 ms | p99 ms | errors "
+        "| rows written (HSET) | written / pushed | server CPU ms/req | RPS vs floor "
+        "| CPU % server / redis / wrk / other |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(results, key=order):
+        is_floor = r.get("endpoint") == FLOOR
+        floor = floors.get(r.get("conns"))
+        ratio = f"{r['rps'] / floor:.2f}" if floor else "n/a"
+        cpu = r.get("cpu_pct")
+        ms = f"{cpu['server'] * 10 / r['rps']:.2f}" if cpu and r["rps"] else ""
+        if is_floor:
+            name, rows, rows_s, written, share = "POST /floor (1-row get body)", "", "", "", ""
+        else:
+            name = f"POST /push to={r.get('to', '?')}"
+            rows = str(r["rows"])
+            rows_s = f"{r.get('rows_per_s', r['rps'] * r['rows']):,.0f}"
+            hset = int(r.get("hset", 0))
+            ok = r["requests"] - r["errors"].get("non2xx", 0)
+            pushed = ok * r["rows"]
+            written = f"{hset:,}"
+            share = f"{hset / pushed:.3f}" if pushed else "n/a"
+        lines.append(
+            f"| {name} | {rows} | {r.get('conns', '?')} | {r['rps']:,.0f} | {rows_s} "
+            f"| {r['lat_ms']['p50']:.2f} | {r['lat_ms']['p99']:.2f} "
+            f"| {errors_text(r['errors'])} | {written} | {share} | {ms} | {ratio} "
+            f"| {cpu_text(r)} |"
         )
     return "\n".join(lines)
 
@@ -156,7 +203,10 @@ def main(argv: list[str]) -> int:
     if not results:
         print(f"report: no results in {path}", file=sys.stderr)
         return 1
-    print(render(results))
+    if any(r.get("endpoint") == "/push" for r in results):
+        print(render_push(results))
+    else:
+        print(render(results))
     return 0
 
 

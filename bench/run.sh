@@ -44,11 +44,8 @@
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
-VENV_BIN="$ROOT/.venv/bin"
-PY=${PYTHON:-$VENV_BIN/python}
-LADLE="$VENV_BIN/ladle"
-HYPERCORN="$VENV_BIN/hypercorn"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"   # ROOT, PY, LADLE, HYPERCORN, log/die, cleanup trap, helpers
 LUA="$HERE/load-profile.lua"
 
 DURATION=${DURATION:-10s}
@@ -67,18 +64,6 @@ NOISY_PCT=15
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results/$STAMP}
 
-log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { printf '\n[bench] FAILED: %s\n' "$*" >&2; exit 1; }
-
-# "10s" / "10" / "1m" -> seconds
-seconds() {
-  local v=$1
-  case "$v" in
-    *m) echo $(( ${v%m} * 60 )) ;;
-    *s) echo "${v%s}" ;;
-    *)  echo "$v" ;;
-  esac
-}
 DUR_S=$(seconds "$DURATION")
 WARM_S=$(seconds "$WARMUP")
 [[ "$DUR_S" =~ ^[0-9]+$ && "$DUR_S" -ge 1 ]] || die "DURATION=$DURATION: use N, Ns or Nm"
@@ -91,80 +76,8 @@ for _ in $ROWS_LIST; do for _ in $CONNS_LIST; do for _ in $ENDPOINTS; do
 # Upper bound for the background processes' lifetime (they are killed long before).
 BUDGET=$(( 300 + WAIT_QUIET + n_scen * (DUR_S + WARM_S + 40 + RETRY_NOISY * (DUR_S + 25)) ))
 
-# ---------------------------------------------------------------- cleanup ---------------
-PGIDS=()         # process groups we started (each is a setsid'd `timeout` + children)
-BOUNDED_PID=""   # the foreground-ish command `bounded` is waiting for
-TMP=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  local g
-  [[ -n "$BOUNDED_PID" ]] && kill -TERM "$BOUNDED_PID" 2>/dev/null || true
-  for g in "${PGIDS[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    local alive=0
-    for g in "${PGIDS[@]}"; do kill -0 -- "-$g" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for g in "${PGIDS[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ -n "$TMP" && -d "$TMP" ]]; then
-    if [[ "$KEEP_TMP" == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted (SIGINT): stopping everything"; exit 130' INT
-trap 'log "terminated (SIGTERM): stopping everything"; exit 143' TERM
-
-# Start "$@" in its own session/process group, bounded by $BUDGET seconds. In a
-# non-interactive shell a background job is not a group leader, so setsid does not fork
-# and $! is the group id. Output goes to file $LOGFILE.
-start_group() {
-  setsid timeout -k 5 "$BUDGET" "$@" >"$LOGFILE" 2>&1 < /dev/null &
-  local pid=$! pgid
-  PGIDS+=("$pid")
-  STARTED_PID=$pid
-  pgid=$(ps -o pgid= -p "$pid" | tr -d ' ') || true
-  [[ -z "$pgid" || "$pgid" == "$pid" ]] || die "setsid did not make $pid a group leader"
-}
-
-# Run a bounded foreground command in the background and wait, so signals act at once.
-bounded() {
-  local limit=$1; shift
-  timeout -k 5 "$limit" "$@" &
-  BOUNDED_PID=$!
-  local rc=0
-  wait "$BOUNDED_PID" || rc=$?
-  BOUNDED_PID=""
-  return "$rc"
-}
-
-free_ports() {  # N distinct free loopback ports
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
-
 # ---------------------------------------------------------------- 1. wrk ----------------
-if ! command -v wrk >/dev/null 2>&1; then
-  log "wrk not found: installing it with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! timeout 300 apt-get install -y -q wrk >/dev/null 2>&1; then
-    timeout 300 apt-get update -q >/dev/null || die "apt-get update failed"
-    timeout 300 apt-get install -y -q wrk >/dev/null || die "apt-get install wrk failed"
-  fi
-  command -v wrk >/dev/null 2>&1 || die "wrk still missing after apt-get install"
-fi
+ensure_tool wrk
 command -v redis-server >/dev/null 2>&1 || die "redis-server not found (apt-get install redis-server)"
 command -v curl >/dev/null 2>&1 || die "curl not found"
 
@@ -186,18 +99,7 @@ log "redis 127.0.0.1:$REDIS_PORT, server 127.0.0.1:$SERVER_PORT, $WORKERS worker
 
 # ---------------------------------------------------------------- 2. redis --------------
 LOGFILE="$RESULTS_DIR/raw/redis.log"
-start_group redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --daemonize no
-REDIS_GROUP=$STARTED_PID
-for _ in $(seq 100); do
-  [[ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] && break
-  kill -0 "$REDIS_GROUP" 2>/dev/null || die "redis-server exited; see $LOGFILE"
-  sleep 0.1
-done
-[[ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping)" == PONG ]] \
-  || die "redis-server on $REDIS_PORT does not answer"
-REDIS_PID=$(pgrep -g "$REDIS_GROUP" -x redis-server | head -1)
-[[ -n "$REDIS_PID" ]] || die "cannot find the redis-server pid"
+start_redis "$REDIS_PORT"
 
 # ---------------------------------------------------------------- 3. repo + data --------
 log "dataset: $ENTITIES drivers from $ID_START, $VIEWS view(s)"
@@ -227,29 +129,8 @@ log "redis holds $KEYS keys"
 
 # ---------------------------------------------------------------- 4. server -------------
 LOGFILE="$RESULTS_DIR/raw/server.log"
-cd "$ROOT"   # so that `bench` is importable by the hypercorn workers
 export LADLE_REPO="$REPO"
-start_group "$HYPERCORN" --worker-class uvloop --workers "$WORKERS" \
-  --bind "127.0.0.1:$SERVER_PORT" bench.floor_app:app
-SERVER_GROUP=$STARTED_PID
-ready=0
-for _ in $(seq 300); do
-  if [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$BASE/health" 2>/dev/null)" == 200 ]]; then
-    ready=1; break
-  fi
-  kill -0 "$SERVER_GROUP" 2>/dev/null || { cat "$LOGFILE" >&2; die "server exited"; }
-  sleep 0.1
-done
-[[ $ready == 1 ]] || { cat "$LOGFILE" >&2; die "server not healthy after 30 s"; }
-# /health answered from one worker; wait until every worker logged "Running on".
-for _ in $(seq 300); do
-  (( $(grep -c 'Running on' "$LOGFILE" || true) >= WORKERS )) && break
-  sleep 0.1
-done
-(( $(grep -c 'Running on' "$LOGFILE" || true) >= WORKERS )) \
-  || { cat "$LOGFILE" >&2; die "not all $WORKERS workers started"; }
-SERVER_PIDS=$(pgrep -g "$SERVER_GROUP" | tr '\n' ' ')
-WORKER_PIDS=$(pgrep -g "$SERVER_GROUP" -f spawn_main | tr '\n' ' ')
+start_server bench.floor_app:app
 log "server up (group $SERVER_GROUP, workers: $WORKER_PIDS)"
 
 timeout 300 "$PY" "$HERE/check.py" coverage "$BASE/get-online-features" \
@@ -287,49 +168,16 @@ json.dump(meta, open(sys.argv[1], "w"), indent=2)
 EOF
 
 # ---------------------------------------------------------------- 5. scenarios ----------
-CLK_TCK=$(getconf CLK_TCK)
-proc_ticks() {  # summed utime+stime (ticks) of the given pids; missing pids count 0
-  local total=0 pid f
-  for pid in "$@"; do
-    f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-    f=${f##*) }   # fields after "(comm) "; utime, stime are fields 12, 13 from here
-    read -r -a a <<< "$f"
-    total=$(( total + a[11] + a[12] ))
-  done
-  echo "$total"
-}
-host_busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
-# user+sys seconds of this shell's waited-for children (wrk, via timeout). `times` must
-# run in this shell, not in a $(...) subshell, hence the file.
-children_cpu_to() { times > "$1"; }
-children_seconds() {
-  awk 'NR==2 { s=0; for (i=1;i<=2;i++) { split($i, p, "m"); sub("s", "", p[2]);
-       s += p[1]*60 + p[2] } printf "%.3f\n", s }' "$1"
-}
-
 # The bodies wrk sends first (make_body(0)), dumped by the Lua script itself: wrk runs
 # 1 s against a socket that listens but never accepts, so init() writes DUMP_BODY and no
 # request reaches the server. One file per ROWS value: raw/body_rows<N>.json.
 dump_bodies() {
-  ID_COUNT=$ENTITIES timeout 120 "$PY" - "$LUA" "$RESULTS_DIR/raw" $ROWS_LIST <<'EOF'
-import os, socket, subprocess, sys
-lua, out_dir, *rows_list = sys.argv[1:]
-sink = socket.socket()
-sink.bind(("127.0.0.1", 0))
-sink.listen(64)  # never accepted: connections complete in the kernel, nothing answers
-url = f"http://127.0.0.1:{sink.getsockname()[1]}/"
-for rows in rows_list:
-    path = os.path.join(out_dir, f"body_rows{rows}.json")
-    env = dict(os.environ, ROWS=rows, DUMP_BODY=path)
-    subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", lua, url], env=env, timeout=20,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not (os.path.exists(path) and os.path.getsize(path)):
-        sys.exit(f"wrk did not dump a body for ROWS={rows}")
-sink.close()
-EOF
+  local rows
+  for rows in $ROWS_LIST; do
+    ID_COUNT=$ENTITIES ROWS=$rows wrk_dump_body "$LUA" "$RESULTS_DIR/raw/body_rows$rows.json" \
+      || return 1
+  done
 }
-
-threads_for() { if (( $1 >= 2 )); then echo 2; else echo 1; fi; }
 
 run_scenario() {  # endpoint conns rows
   local ep=$1 conns=$2 rows=$3
@@ -375,42 +223,8 @@ run_scenario() {  # endpoint conns rows
   "$PY" "$HERE/report.py" --pick "$RESULTS" "${merged[@]}"
 }
 
-# One measured wrk run with CPU accounting; sets CPU_SAMPLE (see report.py --merge).
-measure() {  # tag threads conns url result_file
-  local tag=$1 threads=$2 conns=$3 url=$4 out=$5
-  local s0 r0 h0 t0 s1 r1 h1 t1 k0 k1 pid
-  s0=$(proc_ticks $SERVER_PIDS); r0=$(proc_ticks "$REDIS_PID"); h0=$(host_busy_ticks)
-  k0=""; for pid in $WORKER_PIDS; do k0+="$(proc_ticks "$pid"):"; done
-  children_cpu_to "$TMP/times0"; t0=$(date +%s.%N)
-  RESULT_FILE="$out" LABEL="$tag" bounded $((DUR_S + 20)) wrk -t"$threads" -c"$conns" \
-    -d"${DUR_S}s" --latency -s "$LUA" "$url" > "$RESULTS_DIR/raw/$tag.txt" 2>&1 \
-    || die "wrk for $tag failed or timed out (see raw/$tag.txt)"
-  t1=$(date +%s.%N); children_cpu_to "$TMP/times1"
-  s1=$(proc_ticks $SERVER_PIDS); r1=$(proc_ticks "$REDIS_PID"); h1=$(host_busy_ticks)
-  k1=""; for pid in $WORKER_PIDS; do k1+="$(proc_ticks "$pid"):"; done
-  [[ -s "$out" ]] || die "wrk wrote no result for $tag"
-  # wall_s,clk_tck,server0,server1,redis0,redis1,wrk_s0,wrk_s1,host0,host1,workers0,workers1
-  CPU_SAMPLE="$t0,$t1,$CLK_TCK,$s0,$s1,$r0,$r1,$(children_seconds "$TMP/times0"),"
-  CPU_SAMPLE+="$(children_seconds "$TMP/times1"),$h0,$h1,${k0%:},${k1%:}"
-}
-
 dump_bodies || die "could not dump the request bodies with wrk"
-# Other load on the machine skews everything: measure it (2 s samples) while we are idle,
-# waiting up to WAIT_QUIET seconds for it to drop to 10% of one core or less.
-quiet_deadline=$(( $(date +%s) + WAIT_QUIET ))
-while :; do
-  h0=$(host_busy_ticks); sleep 2; h1=$(host_busy_ticks)
-  IDLE_BUSY=$(( (h1 - h0) * 100 / CLK_TCK / 2 ))
-  (( IDLE_BUSY <= 10 || $(date +%s) >= quiet_deadline )) && break
-  log "machine ${IDLE_BUSY}% busy before any load; waiting for it to settle"
-done
-echo "$IDLE_BUSY" > "$RESULTS_DIR/raw/background_cpu_pct.txt"
-if (( IDLE_BUSY > 10 )); then
-  log "WARNING: other processes use ${IDLE_BUSY}% CPU (of $(( $(nproc) * 100 ))%) before any" \
-      "load; results will be noisy (see the 'other' CPU column)"
-else
-  log "background load before the run: ${IDLE_BUSY}% CPU"
-fi
+wait_quiet
 log "scenarios: rows [$ROWS_LIST] x conns [$CONNS_LIST] x [$ENDPOINTS]," \
     "warm-up ${WARM_S}s + ${DUR_S}s each"
 for rows in $ROWS_LIST; do
