@@ -178,15 +178,22 @@ class FileOfflineStore:
             return f"epoch_us({column(name)})" if name in as_epoch_us else column(name)
 
         ts = f"epoch_us({_ident(source.timestamp_field)})"
-        order = f"{ts} DESC"
-        if source.created_timestamp_column:
-            order += f", {_ident(source.created_timestamp_column)} DESC NULLS LAST"
+        created = (
+            f"coalesce(epoch_us({_ident(source.created_timestamp_column)}), {-(2**63) + 1})"
+            if source.created_timestamp_column
+            else "0"
+        )
         keys = ", ".join(column(k) for k in join_keys)
-        selected = ", ".join([*(column(k) for k in join_keys), ts, *(feature(f) for f in features)])
+        values = ", ".join(
+            f"c{i} := {expr}" for i, expr in enumerate([ts, *(feature(f) for f in features)])
+        )
+        # A hash aggregate keeps one row per entity, so memory follows the number of
+        # entities, not of rows (a window over the rows would buffer all of them).
         sql = (
-            f"SELECT {selected} FROM {self._relation(source)} "
-            f"WHERE {ts} BETWEEN ? AND ? "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+            f"SELECT {keys}, latest.* FROM ("
+            f"SELECT {keys}, arg_max(struct_pack({values}), "
+            f"struct_pack(t := {ts}, c := {created})) AS latest "
+            f"FROM {self._relation(source)} WHERE {ts} BETWEEN ? AND ? GROUP BY {keys})"
         )
         con = self._connect()
         try:

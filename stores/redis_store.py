@@ -11,6 +11,7 @@ applied atomically inside Redis, and one write call is applied whole.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,11 +20,10 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
-from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk
+from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_command
 
 # KEYS[i] pairs with ARGV[3i-1..3i+1] = view, event_ts_us, record; ARGV[1] = key TTL seconds.
 _WRITE_SCRIPT = """
@@ -42,6 +42,7 @@ for i, key in ipairs(KEYS) do
 end
 return written
 """
+_WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest().encode()
 
 
 def parse_connection_string(text: str) -> dict[str, Any]:
@@ -107,9 +108,8 @@ class RedisOnlineStore(OnlineStore):
         self._socket_timeout = socket_timeout
         self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
-        self._write_script: AsyncScript | None = None
-        #: Reads bypass redis-py: see stores.redis_wire.
-        self._reads: PipelinedRedis | None = None
+        #: Reads and writes bypass redis-py: see stores.redis_wire.
+        self._wire: PipelinedRedis | None = None
         self._packed_views: dict[tuple[str, ...], bytes] = {}
 
     def describe(self) -> str:
@@ -142,19 +142,17 @@ class RedisOnlineStore(OnlineStore):
         client = aioredis.Redis(connection_pool=pool)
         try:
             await client.ping()
-            # A registered script reloads itself if Redis restarts and forgets it.
-            self._write_script = client.register_script(_WRITE_SCRIPT)
             await client.script_load(_WRITE_SCRIPT)
         except (RedisError, OSError) as exc:
             await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
         self._client = client
-        self._reads = PipelinedRedis(**_wire_options(self._kwargs), timeout=self._socket_timeout)
+        self._wire = PipelinedRedis(**_wire_options(self._kwargs), timeout=self._socket_timeout)
 
     async def close(self) -> None:
-        if self._reads is not None:
-            await self._reads.close()
-            self._reads = None
+        if self._wire is not None:
+            await self._wire.close()
+            self._wire = None
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None
@@ -182,14 +180,14 @@ class RedisOnlineStore(OnlineStore):
 
     async def read(self, batches: Sequence[ReadBatch]) -> ReadResult:
         """One write and one round trip: an HMGET per distinct key, all views of it."""
-        if self._reads is None:
+        if self._wire is None:
             raise StoreUnavailable("Redis online store is not started")
         payload = b"".join(
             hmget_payload(batch.keys, self._packed(batch.views), len(batch.views))
             for batch in batches
         )
         count = sum(len(batch.keys) for batch in batches)
-        replies = await self._reads.execute(payload, count)
+        replies = await self._wire.execute(payload, count)
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 raise StoreUnavailable(f"Redis read failed: {reply}")
@@ -201,20 +199,25 @@ class RedisOnlineStore(OnlineStore):
         return results
 
     async def write(self, rows: Sequence[WriteRow]) -> int:
-        client = self._redis()
+        """One EVALSHA of the write script on the pipelined connection: Redis applies it
+        whole, before any other command."""
         if not rows:
             return 0
-        args: list[Any] = [self.key_ttl_seconds]
+        if self._wire is None:
+            raise StoreUnavailable("Redis online store is not started")
+        parts = [b"EVALSHA", _WRITE_SHA, b"%d" % len(rows), *(row.key for row in rows)]
+        parts.append(b"%d" % self.key_ttl_seconds)
         for row in rows:
-            args += (row.view, row.event_ts_us, row.record)
-        keys = [row.key for row in rows]
-        assert self._write_script is not None
-        try:
-            # One script call: Redis applies it whole, before any other command.
-            written = int(await self._write_script(keys=keys, args=args, client=client))
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis write failed: {exc}") from exc
-        return written
+            parts += (row.view.encode(), b"%d" % row.event_ts_us, row.record)
+        payload = pack_command(*parts)
+        (reply,) = await self._wire.execute(payload, 1)
+        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+            # Redis restarted or flushed its scripts: load it again and retry once.
+            await self._wire.execute(pack_command(b"SCRIPT", b"LOAD", _WRITE_SCRIPT.encode()), 1)
+            (reply,) = await self._wire.execute(payload, 1)
+        if isinstance(reply, hiredis.ReplyError):
+            raise StoreUnavailable(f"Redis write failed: {reply}")
+        return int(reply)
 
     async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
         if not views:

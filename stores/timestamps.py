@@ -26,17 +26,19 @@ def from_datetime(value: datetime) -> int:
 
 def parse(text: str) -> int:
     """Parse ISO 8601 / RFC 3339 text; no offset means UTC. Raises ValueError."""
+    try:
+        return from_datetime(datetime.fromisoformat(text))  # the common forms, in C
+    except ValueError:
+        pass
     candidate = text.strip()
     if candidate.endswith(("Z", "z")):
         candidate = candidate[:-1] + "+00:00"
-    fraction_digits = 0
     dot = candidate.find(".")
     if dot != -1:
         end = dot + 1
         while end < len(candidate) and candidate[end].isdigit():
             end += 1
-        fraction_digits = end - dot - 1
-        if fraction_digits > 6:  # datetime keeps microseconds; drop nanoseconds
+        if end - dot - 1 > 6:  # datetime keeps microseconds; drop nanoseconds
             candidate = candidate[: dot + 7] + candidate[end:]
     try:
         return from_datetime(datetime.fromisoformat(candidate))

@@ -20,6 +20,9 @@ def batch_source(view: FeatureViewSpec) -> FileSourceSpec:
     return view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
 
 
+_NEVER = -(2**63)
+
+
 class ViewWriter:
     def __init__(self, project: str, view: FeatureViewSpec) -> None:
         self.view = view
@@ -55,15 +58,18 @@ class ViewWriter:
         on-demand views computed from them)."""
         key_columns = [columns[k] for k in self._keys]
         event_ts = columns[self.timestamp_field]
-        newest: dict[bytes, tuple[int, int]] = {}
+        # Ties on the event time go to the newer created time, then to the later row.
+        created = columns.get(self.created_column) or [None] * count
+        newest: dict[bytes, tuple[int, int, int]] = {}
         for row in range(count):
             key = self._encode([col[row] for col in key_columns])
+            rank = (event_ts[row], created[row] if created[row] is not None else _NEVER, row)
             seen = newest.get(key)
-            if seen is None or event_ts[row] >= seen[0]:
-                newest[key] = (event_ts[row], row)
+            if seen is None or rank >= seen:
+                newest[key] = rank
         return [
             WriteRow(key, view, ts, codec.encode_record(ts, {n: v[row] for n, v in features}))
-            for key, (ts, row) in newest.items()
+            for key, (ts, _, row) in newest.items()
         ]
 
 

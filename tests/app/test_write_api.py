@@ -194,3 +194,11 @@ async def test_write_to_online_store(client: httpx.AsyncClient) -> None:
     )
     assert unknown.status_code == 404
     assert unknown.json()["detail"][0]["loc"] == ["body", "feature_view_name"]
+
+
+async def test_created_time_breaks_ties_within_a_push(client: httpx.AsyncClient) -> None:
+    df = frame([1001, 1001], trips=[7, 8])
+    df["created"] = ["2026-02-01T00:00:05Z", "2026-02-01T00:00:01Z"]  # the first is newer
+    response = await client.post("/push", json={"push_source_name": "stats_push", "df": df})
+    assert response.status_code == 200
+    assert (await values(client))[1][0] == [7, None]
