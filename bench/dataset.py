@@ -62,9 +62,10 @@ def features_py(views: list[str]) -> str:
         '"""Benchmark repo written by bench/dataset.py; regenerate rather than edit."""',
         "",
         "from datetime import timedelta",
+        "from typing import Any",
         "",
         "from registry import (Entity, FeatureService, FeatureView, Field, FileSource, "
-        "Float32, Int64, ValueType)",
+        "Float32, Float64, Int64, ValueType, on_demand_feature_view)",
         "",
         'driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)',
         "",
@@ -88,6 +89,17 @@ def features_py(views: list[str]) -> str:
             ")",
             "",
         ]
+    # A simple on-demand view, to measure what a transformation adds to a request.
+    lines += [
+        "",
+        "@on_demand_feature_view(",
+        "    sources=[view_0],",
+        '    schema=[Field(name="conv_rate_doubled", dtype=Float64)],',
+        ")",
+        "def conv_rate_transform(inputs: dict[str, Any]) -> dict[str, Any]:",
+        '    return {"conv_rate_doubled": [rate * 2 for rate in inputs["conv_rate"]]}',
+        "",
+    ]
     members = ", ".join(f"view_{i}" for i in range(len(views)))
     lines.append(f'bench_all = FeatureService(name="bench_all", features=[{members}])')
     return "\n".join(lines) + "\n"

@@ -103,12 +103,15 @@ class FileOfflineStore:
         path = Path(source.path).expanduser()
         return str(path if path.is_absolute() else self.root / path)
 
-    def _relation(self, source: FileSourceSpec) -> str:
+    def _relation(self, source: FileSourceSpec, row_ids: bool = False) -> str:
+        """The source as a DuckDB table function; ``row_ids`` adds Parquet's ``filename``
+        and ``file_row_number`` columns, which name a row without holding its values."""
         resolved = self.resolve(source)
         if file_format(source) == "csv":
             return f"read_csv({_literal(resolved)}, union_by_name=true, header=true)"
         paths = ", ".join(_literal(p) for p in [resolved, *extra_files(resolved)])
-        return f"read_parquet([{paths}], union_by_name=true)"
+        ids = ", filename=true, file_row_number=true" if row_ids else ""
+        return f"read_parquet([{paths}], union_by_name=true{ids})"
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         # A bounded memory limit makes DuckDB spill large windows to disk instead of
@@ -184,20 +187,33 @@ class FileOfflineStore:
             else "0"
         )
         keys = ", ".join(column(k) for k in join_keys)
-        values = ", ".join(
-            f"c{i} := {expr}" for i, expr in enumerate([ts, *(feature(f) for f in features)])
-        )
-        # A hash aggregate keeps one row per entity, so memory follows the number of
-        # entities, not of rows (a window over the rows would buffer all of them).
-        sql = (
-            f"SELECT {keys}, latest.* FROM ("
-            f"SELECT {keys}, arg_max(struct_pack({values}), "
-            f"struct_pack(t := {ts}, c := {created})) AS latest "
-            f"FROM {self._relation(source)} WHERE {ts} BETWEEN ? AND ? GROUP BY {keys})"
-        )
+        selected = ", ".join([keys, ts, *(feature(f) for f in features)])
+        window = f"{ts} BETWEEN $start AND $end"
+        order = f"struct_pack(t := {ts}, c := {created})"
+        if file_format(source) == "parquet":
+            # Two passes, so that memory follows the number of entities, not of rows: the
+            # first keeps only the position of each entity's newest row, the second reads
+            # those rows back.
+            sql = (
+                f"WITH newest AS (SELECT arg_max(struct_pack(f := filename, "
+                f"r := file_row_number), {order}) AS pick "
+                f"FROM {self._relation(source, row_ids=True)} WHERE {window} GROUP BY {keys}) "
+                f"SELECT {selected} FROM {self._relation(source, row_ids=True)} "
+                f"WHERE {window} AND struct_pack(f := filename, r := file_row_number) "
+                f"IN (SELECT pick FROM newest)"
+            )
+        else:
+            values = ", ".join(
+                f"c{i} := {expr}" for i, expr in enumerate([ts, *(feature(f) for f in features)])
+            )
+            sql = (
+                f"SELECT {keys}, latest.* FROM (SELECT {keys}, arg_max(struct_pack({values}), "
+                f"{order}) AS latest FROM {self._relation(source)} WHERE {window} "
+                f"GROUP BY {keys})"
+            )
         con = self._connect()
         try:
-            cursor = con.execute(sql, [start_us, end_us])
+            cursor = con.execute(sql, {"start": start_us, "end": end_us})
             while True:
                 batch = cursor.fetchmany(batch_size)
                 if not batch:
