@@ -148,7 +148,8 @@ async def test_rejected_push_writes_nothing(
 
 
 async def test_offline_push_then_materialize(client: httpx.AsyncClient) -> None:
-    df = frame([1002], note=["pushed"], meta=[{"a": "b"}])
+    # No offset: taken as UTC, offline as online.
+    df = frame([1002], "2026-02-01T00:00:00", note=["pushed"], meta=[{"a": "b"}])
     response = await client.post(
         "/push", json={"push_source_name": "stats_push", "df": df, "to": "offline"}
     )
@@ -172,6 +173,8 @@ async def test_offline_push_then_materialize(client: httpx.AsyncClient) -> None:
         (["seed", "pushed"], ["PRESENT", "PRESENT"]),
         ([{"k": "v"}, {"a": "b"}], ["PRESENT", "PRESENT"]),
     ]
+    body = (await client.post("/get-online-features", json=read)).json()
+    assert body["results"][1]["event_timestamps"][1] == "2026-02-01T00:00:00Z"
 
 
 async def test_write_to_online_store(client: httpx.AsyncClient) -> None:
