@@ -98,3 +98,5 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         return decoder.decode(body)
     except msgspec.MsgspecError as exc:
         raise from_decode_error(exc, body) from None
+    except RecursionError:
+        raise ApiError(422, "too_deep", ["body"], "the JSON body is nested too deeply") from None

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import ApiError, decode_body
+from app.limits import read_body
 from app.state import ServingState
 from stores import timestamps
 from stores.base import StoreUnavailable
@@ -161,7 +162,7 @@ async def _logged(job: object, views: list[str]) -> object:
 
 async def materialize_range(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = decode_body(_full_decoder, await request.body())
+    query = decode_body(_full_decoder, await read_body(request, state.limits))
     views = _views(state, query.feature_views)
     now = timestamps.now_us()
     if query.disable_event_timestamp:
@@ -186,6 +187,6 @@ async def materialize_range(request: Request) -> Response:
 
 async def materialize_incremental(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = decode_body(_incremental_decoder, await request.body())
+    query = decode_body(_incremental_decoder, await read_body(request, state.limits))
     views = _views(state, query.feature_views)
     return await _run(request, views, _time(query.end_ts, "end_ts"), None, None)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from app.assemble import read_online_features
 from app.entities import check_shape, coerce_column
 from app.errors import ApiError, decode_body
+from app.limits import check_count, read_body
 from app.on_demand import TransformationFailed
 from app.schemas import request_decoder, response_encoder
 from app.state import ServingState
@@ -17,9 +18,16 @@ from stores.timestamps import now_us
 
 async def get_online_features(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = decode_body(request_decoder, await request.body())
+    query = decode_body(request_decoder, await read_body(request, state.limits))
 
     rows = check_shape(query.entities)
+    limits = state.limits
+    check_count(
+        rows, limits.max_entity_rows, ["body", "entities"], "entity rows", "max_entity_rows"
+    )
+    check_count(
+        len(query.features), limits.max_features, ["body", "features"], "features", "max_features"
+    )
     plan = state.plans.get(
         query.features,
         query.feature_service,

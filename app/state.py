@@ -12,7 +12,7 @@ from app.offline_batcher import OfflineBatcher
 from app.resolve import PlanCache
 from app.transformations import load_transformations
 from app.writers import WriterCache
-from registry.config import MetricsConfig, RepoSettings, load_repo_config
+from registry.config import LimitsConfig, MetricsConfig, RepoSettings, load_repo_config
 from registry.file_registry import FileRegistry
 from registry.model import RegistrySnapshot
 from registry.refresh import RegistryRefresher
@@ -59,6 +59,10 @@ class ServingState:
     @property
     def snapshot(self) -> RegistrySnapshot | None:
         return self.refresher.snapshot
+
+    @property
+    def limits(self) -> LimitsConfig:
+        return self.settings.config.feature_server.limits
 
     @property
     def project(self) -> str:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import ApiError, decode_body
+from app.limits import check_count, read_body
 from app.on_demand import TransformationFailed
 from app.state import ServingState
 from app.writers import WriteTarget
@@ -46,7 +47,13 @@ _push_decoder = msgspec.json.Decoder(PushRequest)
 _write_decoder = msgspec.json.Decoder(WriteToOnlineStoreRequest)
 
 
-def _validate(df: dict[str, Any], columns: list[ColumnSpec]) -> tuple[int, dict[str, list[Any]]]:
+def _validate(
+    state: ServingState, df: dict[str, Any], columns: list[ColumnSpec]
+) -> tuple[int, dict[str, list[Any]]]:
+    first = next(iter(df.values()), None) if isinstance(df, dict) else None
+    if isinstance(first, list):
+        limit = state.limits.max_write_rows
+        check_count(len(first), limit, ["body", "df"], "rows", "max_write_rows")
     try:
         return validate_frame(df, columns)
     except ColumnError as exc:
@@ -96,7 +103,7 @@ async def _write_online(state: ServingState, rows: list[WriteRow]) -> None:
 
 async def push(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = decode_body(_push_decoder, await request.body())
+    query = decode_body(_push_decoder, await read_body(request, state.limits))
     target = state.writers.push_target(query.push_source_name)
     if target is None:
         raise ApiError(
@@ -117,7 +124,7 @@ async def push(request: Request) -> Response:
         except OfflineStoreError as exc:
             raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
         wanted = wanted + _extra_offline_columns(query.df, types, wanted)
-    count, columns = _validate(query.df, wanted)
+    count, columns = _validate(state, query.df, wanted)
     state.metrics.push(query.push_source_name, query.to)
     rows = _records(state, target, columns, count) if query.to != "offline" else []
 
@@ -157,7 +164,7 @@ async def push(request: Request) -> Response:
 
 async def write_to_online_store(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
-    query = decode_body(_write_decoder, await request.body())
+    query = decode_body(_write_decoder, await read_body(request, state.limits))
     target = state.writers.view(query.feature_view_name)
     if target is None:
         raise ApiError(
@@ -167,6 +174,6 @@ async def write_to_online_store(request: Request) -> Response:
             f"feature view {query.feature_view_name!r} does not exist in project {state.project!r}",
             query.feature_view_name,
         )
-    count, columns = _validate(query.df, target.columns)
+    count, columns = _validate(state, query.df, target.columns)
     await _write_online(state, _records(state, target, columns, count))
     return Response(b"null", media_type="application/json")

@@ -69,6 +69,17 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     transformations: bool = True
 
 
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What one request may ask for; past a limit the answer is 413 or 422, never a 500."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_entity_rows: int = 10_000
+    max_features: int = 1_000
+    #: Rows of one /push or /write-to-online-store; one write is one atomic Redis script,
+    #: and Redis answers no one else while it runs (about 2 us per row).
+    max_write_rows: int = 10_000
+
+
 class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: Literal["local", "http"] = "local"
     enabled: bool = True
@@ -81,6 +92,7 @@ class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=Tru
     offline_push_batching_batch_size: int = 1000
     offline_push_batching_batch_interval_seconds: float = 10.0
     metrics: MetricsConfig = MetricsConfig()
+    limits: LimitsConfig = LimitsConfig()
 
 
 class RepoConfig(msgspec.Struct, forbid_unknown_fields=True):

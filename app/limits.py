@@ -1,0 +1,43 @@
+"""Request limits from ``feature_server.limits``, checked before any real work."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from app.errors import ApiError
+from registry.config import LimitsConfig
+
+
+async def read_body(request: Request, limits: LimitsConfig) -> bytes:
+    """The body, refused with 413 as soon as it is longer than the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise _too_large(limits)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise _too_large(limits)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limits: LimitsConfig) -> ApiError:
+    return ApiError(
+        413,
+        "body_too_large",
+        ["body"],
+        f"the request body is larger than {limits.max_body_bytes} bytes "
+        "(feature_server.limits.max_body_bytes)",
+    )
+
+
+def check_count(count: int, limit: int, loc: list[str | int], what: str, setting: str) -> None:
+    if count > limit:
+        raise ApiError(
+            422,
+            "too_many",
+            loc,
+            f"{count} {what} is more than the limit of {limit} (feature_server.limits.{setting})",
+        )
