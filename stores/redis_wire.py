@@ -1,8 +1,9 @@
 """A lean, pipelined Redis connection for the read path.
 
 Redis answers the commands of one connection in order, so any number of requests can
-share a connection: each writes its packed commands in one ``transport.write`` and waits
-for that many replies, which hiredis parses in C. There is no pool to check out from and
+share a connection: each queues its packed commands and waits for that many replies, which
+hiredis parses in C. The commands of all requests made in one event-loop iteration go out
+in one ``transport.write``, so under concurrency one system call serves many requests. There is no pool to check out from and
 no per-reply timeout context; one timer per request bounds it. A timeout or a broken
 connection fails everything in flight on that connection (its reply stream can no longer
 be matched to requests) and the next request reconnects.
@@ -50,6 +51,23 @@ class _Protocol(asyncio.Protocol):
         self.reader = hiredis.Reader()
         self.waiters: deque[_Waiter] = deque()
         self.on_lost = on_lost
+        #: Commands of requests made in this loop iteration, written together by flush().
+        self.outgoing: list[bytes] = []
+        self.flush_scheduled = False
+
+    def send(self, payload: bytes, waiter: _Waiter) -> None:
+        """Queue a request's commands; all queued in one loop iteration go in one write."""
+        self.waiters.append(waiter)
+        self.outgoing.append(payload)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        outgoing, self.outgoing = self.outgoing, []
+        if self.transport is not None and outgoing:
+            self.transport.write(b"".join(outgoing))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
@@ -83,6 +101,7 @@ class _Protocol(asyncio.Protocol):
     def fail(self, error: StoreUnavailable) -> None:
         """Fail every request in flight and drop the connection."""
         waiters, self.waiters = self.waiters, deque()
+        self.outgoing = []
         for waiter in waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(error)
@@ -164,8 +183,7 @@ class PipelinedRedis:
             raise StoreUnavailable("Redis connection is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
-        protocol.waiters.append(_Waiter(future, count))
-        transport.write(payload)
+        protocol.send(payload, _Waiter(future, count))
         timer = loop.call_later(self.timeout, _expire, protocol, future, self.timeout)
         try:
             return await future
