@@ -1,13 +1,12 @@
-"""A lean, pipelined Redis connection for the read path.
+"""A lean, pipelined Redis connection for reads and writes.
 
 Redis answers the commands of one connection in order, so any number of requests can
 share a connection: each queues its packed commands and waits for that many replies, which
 hiredis parses in C. The commands of all requests made in one event-loop iteration go out
 in one ``transport.write``, so under concurrency one system call serves many requests.
 There is no pool to check out from and no per-reply timeout context; one timer per request
-bounds it. A timeout or a broken
-connection fails everything in flight on that connection (its reply stream can no longer
-be matched to requests) and the next request reconnects.
+bounds it. A timeout or a broken connection fails everything in flight on that connection
+(its reply stream can no longer be matched to requests) and the next request reconnects.
 """
 
 from __future__ import annotations
