@@ -41,7 +41,7 @@ async def read_online_features(
         batches.append(ReadBatch(list(distinct), group.view_names))
         row_to_key.append(positions)
 
-    stored = await store.read(batches)
+    stored = await store.read(batches) if batches else []
 
     results: list[FeatureVector | None] = [None] * plan.column_count
     present_entities = [PRESENT] * rows

@@ -67,14 +67,18 @@ def coerce_column(name: str, values: list[Any], coerce: Coercer) -> list[Any]:
     """Convert one entity column; the error names the key and the row."""
     try:
         return [coerce(v) for v in values]
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
         pass
     for row, value in enumerate(values):
         try:
             coerce(value)
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise ApiError(
-                422, "entity_value", ["body", "entities", name, row], f"{exc}, got {value!r}", value
+                422,
+                "entity_value",
+                ["body", "entities", name, row],
+                f"{exc} (got {value!r})",
+                value,
             ) from None
     raise AssertionError("unreachable")
 

@@ -100,6 +100,10 @@ class OfflineBatcher:
                         path,
                         exc,
                     )
+                    # Keep these rows, ahead of any added while the write was running.
+                    newer = self._pending.get(path)
+                    if newer is not None:
+                        pending.add(newer.columns, newer.stamps, newer.rows)
                     self._pending[path] = pending
 
     def start(self) -> None:

@@ -88,7 +88,7 @@ def run_transform(
             for row, value in zip(chosen, values, strict=True):
                 try:
                     target[row] = slot.normalize(value)
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, OverflowError) as exc:
                     raise TransformationFailed(
                         step.name, f"output {slot.feature!r}: {exc}"
                     ) from None

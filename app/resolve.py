@@ -252,7 +252,7 @@ class _PlanBuilder:
         grouped: dict[tuple[str, ...], list[ViewRead]] = {}
         for view_name, view in self.stored.items():
             slots = tuple(s for (v, _), s in self.slots.items() if v == view_name)
-            keys = tuple(k.name for k in view.join_keys)
+            keys = tuple(sorted(k.name for k in view.join_keys))  # one group per key set
             ttl_us = int(view.ttl_seconds * 1_000_000)
             grouped.setdefault(keys, []).append(ViewRead(view_name, ttl_us, slots))
         groups = []

@@ -41,6 +41,17 @@ def registry_interval(settings: RepoSettings, explicit: float | None = None) -> 
     return settings.config.registry_config.cache_ttl_seconds
 
 
+def _definitions(snapshot: RegistrySnapshot) -> tuple[object, ...]:
+    """What plans and writers are built from; not the version or materialization windows."""
+    return (
+        snapshot.project,
+        snapshot.entities,
+        snapshot.feature_views,
+        snapshot.feature_services,
+        snapshot.on_demand_feature_views,
+    )
+
+
 @dataclass
 class ServingState:
     settings: RepoSettings
@@ -74,12 +85,20 @@ class ServingState:
         offline = FileOfflineStore(settings.root)
         plans, writers = PlanCache(), WriterCache(offline)
 
+        served: list[object] = [None]
+
         def on_change(snapshot: RegistrySnapshot) -> None:
+            definitions = _definitions(snapshot)
+            if definitions == served[0]:
+                # Only bookkeeping changed (materialization windows): plans stay valid.
+                plans.snapshot = writers.snapshot = snapshot
+                return
             # Raises if the repo's transformations do not match: the refresher then keeps
             # serving the previous snapshot (and startup fails).
             transformations = load_transformations(settings.root, snapshot)
             plans.reset(snapshot, transformations)
             writers.reset(snapshot, transformations)
+            served[0] = definitions
 
         registry = FileRegistry(settings.registry_path)
         refresher = RegistryRefresher(

@@ -73,7 +73,7 @@ class OnDemandWriter:
             for row, value in zip(ready, produced.get(slot.feature, []), strict=True):
                 try:
                     values[row] = slot.normalize(value)
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, OverflowError) as exc:
                     problem = f"output {slot.feature!r}: {exc}"
                     raise TransformationFailed(self.spec.name, problem) from None
             outputs.append((slot.feature, values))

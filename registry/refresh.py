@@ -39,6 +39,8 @@ class RegistryRefresher:
         #: The reason the last check failed, or None while the registry is healthy.
         self.problem: str | None = None
         self._token: object = None
+        #: The change token of a snapshot that on_change refused (kept until the next one).
+        self._refused: object = None
         self._timer = Periodic(self.interval, self.check)
 
     async def load_initial(self) -> RegistrySnapshot:
@@ -55,16 +57,23 @@ class RegistryRefresher:
 
     async def check(self) -> bool:
         """One refresh step; returns True when a new version was installed."""
+        token: object = None
         try:
             token = await self.backend.token()
             if token == self._token:
                 self._recovered()
                 return False
+            if token == self._refused:
+                return False  # refused already; it takes a new registry file to try again
             snapshot = await self.backend.load()
             # Not just the version: a registry deleted and applied again restarts at 1.
             changed = self.snapshot is None or snapshot != self.snapshot
             if changed:
-                self._install(snapshot)
+                try:
+                    self._install(snapshot)
+                except Exception:
+                    self._refused = token
+                    raise
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
             if problem != self.problem:
@@ -76,6 +85,7 @@ class RegistryRefresher:
             self.problem = problem
             return False
         self._token = token
+        self._refused = None
         self._recovered()
         if changed:
             log.info(

@@ -82,7 +82,10 @@ def _float_normalizer(single: bool) -> Normalizer:
             value = special[lowered]
         if not isinstance(value, int | float):
             raise ValueError(f"expected a number, got {type(value).__name__}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"{value} is out of range for a float") from None
         if single and math.isfinite(number):
             try:
                 number = _float32.unpack(_float32.pack(number))[0]
@@ -143,8 +146,8 @@ def _timestamp(value: Any) -> Any:
     if isinstance(value, str):
         return timestamps.parse(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value * 1_000_000)  # numbers are seconds since the epoch
-    raise ValueError(f"expected a timestamp, got {type(value).__name__}")
+        return timestamps.from_epoch_seconds(value)  # numbers are seconds since the epoch
+    raise ValueError(f"expected a timestamp, not {type(value).__name__}")
 
 
 def _map(value: Any) -> Any:
@@ -157,9 +160,11 @@ def _map(value: Any) -> Any:
         if not all(isinstance(k, str) for k in value):
             raise ValueError("Map keys must be strings")
         try:
-            return msgspec.convert(msgspec.to_builtins(dict(value)), dict[str, Any])
-        except (TypeError, msgspec.ValidationError) as exc:
+            stored = msgspec.convert(msgspec.to_builtins(dict(value)), dict[str, Any])
+            _encoder.encode(stored)  # refuse what MessagePack cannot hold (ints past 64 bits)
+        except (TypeError, OverflowError, msgspec.ValidationError, msgspec.EncodeError) as exc:
             raise ValueError(f"Map value cannot be stored: {exc}") from None
+        return stored
     raise ValueError(f"expected a mapping, got {type(value).__name__}")
 
 

@@ -33,8 +33,8 @@ def _timestamp(value: Any) -> int:
     if isinstance(value, str):
         return timestamps.parse(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value * 1_000_000)  # seconds since the epoch
-    raise ValueError(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
+        return timestamps.from_epoch_seconds(value)
+    raise ValueError(f"expected an ISO 8601 timestamp, not {type(value).__name__}")
 
 
 def validate_frame(
@@ -69,7 +69,7 @@ def validate_frame(
                 raise ColumnError(spec.name, row, "must not be null")
             try:
                 converted.append(convert(value))
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise ColumnError(spec.name, row, f"{exc}") from None
         out[spec.name] = converted
     return rows, out

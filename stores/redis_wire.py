@@ -192,6 +192,8 @@ class PipelinedRedis:
 
     async def execute(self, payload: bytes, count: int) -> list[Any]:
         """Send packed commands and return their ``count`` replies, in order."""
+        if count == 0:
+            return []  # a waiter for no replies would swallow the next request's
         protocol = await self._connection()
         return await self._send(protocol, payload, count)
 

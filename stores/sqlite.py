@@ -106,6 +106,10 @@ class SqliteOnlineStore(OnlineStore):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise StoreUnavailable(f"SQLite online store write failed: {exc}") from exc
+        except BaseException:
+            if db.in_transaction:  # never leave the database write-locked
+                db.execute("ROLLBACK")
+            raise
         return written
 
     async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:

@@ -12,12 +12,32 @@ EPOCH_TEXT = "1970-01-01T00:00:00Z"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+#: Event times must fall in years 1..9999, as datetime allows; epoch numbers outside that
+#: (milliseconds sent as seconds, say) are refused instead of stored far in the future.
+MIN_US = -62_135_596_800_000_000
+MAX_US = 253_402_300_799_999_999
+
+
+def check_range(us: int) -> int:
+    if not MIN_US <= us <= MAX_US:
+        raise ValueError(f"{us} microseconds is outside years 1-9999")
+    return us
+
+
+def from_epoch_seconds(value: float) -> int:
+    """Epoch seconds (int or float) to microseconds, range-checked."""
+    try:
+        return check_range(round(value * 1_000_000))
+    except OverflowError:
+        raise ValueError(f"{value!r} is not a time in years 1-9999") from None
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
 
 def from_datetime(value: datetime) -> int:
-    """A naive datetime is taken as UTC, as Feast does."""
+    """A naive datetime is taken as UTC, as Feast does. Always within years 1-9999."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH

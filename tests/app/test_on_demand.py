@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -61,6 +62,11 @@ def broken(inputs: dict[str, Any]) -> dict[str, Any]:
     if any(r > 0.35 for r in inputs["rate"]):
         raise RuntimeError("transformation bug")
     return {"boom": ["not a number" for _ in inputs["rate"]]}
+
+
+@on_demand_feature_view(sources=[request], schema=[Field(name="bonus_x2", dtype=Float64)])
+def request_only(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"bonus_x2": [b * 2 for b in inputs["bonus"]]}
 
 
 service = FeatureService(name="svc", features=[stats[["trips"]], adjusted])
@@ -139,6 +145,21 @@ async def test_feature_service_and_full_names(client: httpx.AsyncClient) -> None
         "adjusted__label",
     ]
     assert [r["values"][0] for r in body["results"]] == [2, 10, 1.0, "driver-2"]
+
+
+async def test_a_view_of_request_data_only(client: httpx.AsyncClient) -> None:
+    # Nothing to read from the store; other requests keep their replies (Redis shares a
+    # connection between requests).
+    only, normal = await asyncio.gather(
+        client.post(
+            URL, json={"entities": {"bonus": [1.5, 2.0]}, "features": ["request_only:bonus_x2"]}
+        ),
+        client.post(URL, json={"entities": {"driver_id": [1]}, "features": ["stats:trips"]}),
+    )
+    assert only.status_code == 200, only.text
+    assert only.json()["metadata"]["feature_names"] == ["bonus_x2"]
+    assert only.json()["results"][0]["values"] == [3.0, 4.0]
+    assert normal.json()["results"][1]["values"] == [5]
 
 
 async def test_singleton_mode(client: httpx.AsyncClient) -> None:

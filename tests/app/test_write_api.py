@@ -128,6 +128,8 @@ BAD_PUSHES = [
     ({"df": frame([1001, 1002], conv_rate=[0.1])}, ["body", "df", "conv_rate"]),
     ({"df": frame([1001, 1002], driver_id=[1001, None])}, ["body", "df", "driver_id", 1]),
     ({"df": {}}, ["body", "df"]),
+    ({"df": frame([1001], event_timestamp=[10**13])}, ["body", "df", "event_timestamp", 0]),
+    ({"df": frame([1001], meta=[{"n": 2**70}])}, ["body", "df", "meta", 0]),
     ({"df": frame([1001]), "to": "nowhere"}, ["body", "to"]),
     ({"df": frame([1001]), "push_source_name": "nope"}, ["body", "push_source_name"]),
     ({}, ["body", "df"]),
