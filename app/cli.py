@@ -128,10 +128,12 @@ def cmd_materialize_incremental(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    """Options given on the command line win over feature_server in the repo's config."""
+    server = _settings(args).config.feature_server
     options = ServeOptions(
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=args.host or server.host or "127.0.0.1",
+        port=args.port if args.port is not None else server.port or 6566,
+        workers=args.workers if args.workers is not None else server.workers or 1,
         registry_ttl_sec=args.registry_ttl_sec,
         access_log=not args.no_access_log,
         log_level=args.log_level,
@@ -181,23 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = commands.add_parser("serve", help="serve the HTTP API with hypercorn")
     srv.add_argument(
-        "-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+        "-H",
+        "--host",
+        help="address to bind (default: feature_server.host, else 127.0.0.1)",
     )
-    srv.add_argument("-p", "--port", type=int, default=6566, help="port (default 6566)")
+    srv.add_argument(
+        "-p", "--port", type=int, help="port (default: feature_server.port, else 6566)"
+    )
     srv.add_argument(
         "-w",
         "--workers",
         type=int,
-        default=1,
-        help="worker processes; -1 means 2 x cores + 1 (default 1)",
+        help="worker processes; -1 means 2 x cores + 1 (default: feature_server.workers, else 1)",
     )
     srv.add_argument(
         "-r",
         "--registry-ttl-sec",
         type=float,
         default=None,
-        help="seconds between registry change checks (default: the repo's "
-        "registry cache_ttl_seconds, 5)",
+        help="seconds between registry change checks (default: $LADLE_REGISTRY_TTL_SEC, "
+        "else feature_server.registry_ttl_sec, else registry.cache_ttl_seconds, 5)",
     )
     srv.add_argument("--no-access-log", action="store_true", help="do not log each request")
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -123,6 +123,8 @@ async def push(request: Request) -> Response:
             types = state.writers.source_types(source)
         except OfflineStoreError as exc:
             raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
+        # The df names columns as the views do; field_mapping may rename source columns.
+        types = {source.field_mapping.get(col, col): t for col, t in types.items()}
         wanted = wanted + _extra_offline_columns(query.df, types, wanted)
     count, columns = _validate(state, query.df, wanted)
     state.metrics.push(query.push_source_name, query.to)
@@ -133,12 +135,14 @@ async def push(request: Request) -> Response:
         return Response(status_code=200)
 
     resolved = state.offline.resolve(source)
-    offline_columns = {n: v for n, v in columns.items() if n in types}
+    to_source = {target: column for column, target in source.field_mapping.items()}
+    offline_columns = {to_source.get(n, n): v for n, v in columns.items() if n in types}
     stamps = {
-        c.name
+        to_source.get(c.name, c.name)
         for c in wanted
-        if c.dtype in ("timestamp", "UnixTimestamp") and c.name in offline_columns
+        if c.dtype in ("timestamp", "UnixTimestamp") and c.name in types
     }
+    types = {to_source.get(n, n): t for n, t in types.items()}
     if state.batcher is not None:
         # Online first: if it fails, nothing was buffered. Buffered rows are written by
         # the batcher (on size, on its interval, at shutdown), hence 202.

@@ -344,7 +344,21 @@ class _Compiler:
                     )
                 broken_view = True  # a declared view with problems has been reported
                 continue
+            if not spec.online:
+                self.fail(
+                    service,
+                    "feature service",
+                    service.name,
+                    f"feature view {spec.name!r} is not served online (online=False)",
+                )
             names = [f.name for f in spec.features]
+            if wanted and len(set(wanted)) != len(wanted):
+                self.fail(
+                    service,
+                    "feature service",
+                    service.name,
+                    f"lists a feature of {spec.name!r} twice",
+                )
             for feature in wanted or []:
                 if feature not in names:
                     self.fail(

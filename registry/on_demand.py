@@ -68,6 +68,7 @@ def compile_on_demand(
         problem("declares no output features in its schema")
 
     sources: list[ProjectionSpec] = []
+    ttls: list[float] = []
     requests: list[RequestSourceSpec] = []
     join_keys: list[FieldSpec] | None = None
     for source in odfv.sources:
@@ -94,6 +95,8 @@ def compile_on_demand(
             if feature not in names:
                 problem(f"feature view {view_name!r} has no feature {feature!r}")
         sources.append(ProjectionSpec(view_name, wanted or names))
+        if spec.ttl_seconds:
+            ttls.append(spec.ttl_seconds)
         if join_keys is None:
             join_keys = list(spec.join_keys)
         elif [k.name for k in join_keys] != [k.name for k in spec.join_keys]:
@@ -123,6 +126,8 @@ def compile_on_demand(
         join_keys=join_keys or [],
         singleton=odfv.singleton,
         write_to_online_store=odfv.write_to_online_store,
+        # A stored value is as fresh as its stalest input may be.
+        ttl_seconds=min(ttls, default=0.0),
         description=odfv.description,
         tags=odfv.tags,
     )

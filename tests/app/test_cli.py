@@ -154,3 +154,17 @@ def test_apply_drops_online_records_of_removed_views(tmp_path: Path) -> None:
     applied = run_cli("apply", cwd=demo)
     assert "Deleted feature view driver_hourly_stats_fresh" in applied.stdout
     assert views_stored() == {"driver_hourly_stats"}
+
+
+def test_serve_takes_defaults_from_feature_server(tmp_path: Path) -> None:
+    run_cli("init", "demo", cwd=tmp_path)
+    demo = tmp_path / "demo"
+    port = free_port()
+    config = yaml.safe_load((demo / "feature_store.yaml").read_text())
+    config["feature_server"] = {"port": port, "workers": 1}
+    (demo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    run_cli("apply", cwd=demo)
+    run_cli("materialize-incremental", "now", cwd=demo)
+    ladle = str(Path(sys.executable).parent / "ladle")
+    with server([ladle, "serve", "--no-access-log"], demo, port):
+        check_demo_response(port)

@@ -207,3 +207,25 @@ async def test_created_time_breaks_ties_within_a_push(client: httpx.AsyncClient)
     response = await client.post("/push", json={"push_source_name": "stats_push", "df": df})
     assert response.status_code == 200
     assert (await values(client))[1][0] == [7, None]
+
+
+async def test_offline_push_follows_field_mapping(tmp_path: Path) -> None:
+    defs = DEFS.replace(
+        'source = FileSource(path="data/stats.parquet", timestamp_field="event_timestamp",',
+        'source = FileSource(path="data/stats.parquet", timestamp_field="event_timestamp",\n'
+        '                    field_mapping={"trips_raw": "trips"},',
+    )
+    write_repo(tmp_path, defs)
+    write_parquet(tmp_path / "data/stats.parquet", DATA.replace("AS trips", "AS trips_raw"))
+    from registry.apply import apply_repo
+    from registry.config import load_repo_config
+
+    apply_repo(load_repo_config(tmp_path))
+    async for client in serve(tmp_path):
+        df = frame([1002], trips=[42], note=["n"], meta=[{"a": "b"}])
+        push = {"push_source_name": "stats_push", "df": df, "to": "offline"}
+        assert (await client.post("/push", json=push)).status_code == 200
+        window = {"start_ts": "2025-01-01T00:00:00", "end_ts": "2027-01-01T00:00:00"}
+        assert (await client.post("/materialize", json=window)).status_code == 200
+        read = {"entities": {"driver_id": [1001, 1002]}, "features": ["stats:trips"]}
+        assert await values(client, read) == [([1, 42], ["PRESENT", "PRESENT"])]

@@ -97,6 +97,20 @@ VIEW_PROBLEMS = [
         "Array(Float32)",
     ),
     (
+        "service over an offline view",
+        'v = FeatureView(name="v", entities=[driver], source=stats, online=False,\n'
+        '                schema=[Field(name="trips", dtype=Int64)])\n'
+        's = FeatureService(name="s", features=[v])',
+        "feature service 's' (features.py): feature view 'v' is not served online (online=False)",
+    ),
+    (
+        "service listing a feature twice",
+        'v = FeatureView(name="v", entities=[driver], source=stats,\n'
+        '                schema=[Field(name="trips", dtype=Int64)])\n'
+        's = FeatureService(name="s", features=[v[["trips", "trips"]]])',
+        "feature service 's' (features.py): lists a feature of 'v' twice",
+    ),
+    (
         "field declared twice",
         'v = FeatureView(name="v", entities=[driver], source=stats,\n'
         '                schema=[Field(name="trips", dtype=Int64),\n'
