@@ -20,7 +20,7 @@ from app.limits import check_count, read_body
 from app.on_demand import TransformationFailed
 from app.state import ServingState
 from app.writers import WriteTarget
-from stores.base import StoreUnavailable, WriteRow
+from stores.base import OutcomeUnknown, StoreUnavailable, WriteRow
 from stores.columns import ColumnError, ColumnSpec, validate_frame
 from stores.offline import OfflineStoreError, dtype_for_column
 from stores.offline_write import append_rows
@@ -159,10 +159,14 @@ async def push(request: Request) -> Response:
         raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
     if rows:
         try:
-            await _write_online(state, rows)
-        except ApiError:
-            written_file.unlink(missing_ok=True)  # never half-applied
-            raise
+            await state.store.write(rows)
+        except OutcomeUnknown as exc:
+            # The online write may have happened: keep the offline rows, which a retry
+            # (newest event wins) makes consistent again.
+            raise ApiError(503, "store_unavailable", [], str(exc)) from None
+        except StoreUnavailable as exc:
+            written_file.unlink(missing_ok=True)  # not applied online: never half-applied
+            raise ApiError(503, "store_unavailable", [], str(exc)) from None
     return Response(status_code=200)
 
 

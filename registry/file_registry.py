@@ -115,10 +115,10 @@ class FileRegistry:
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            with_suppressed_unlink(tmp)
+            _remove_quietly(tmp)
             raise
 
 
-def with_suppressed_unlink(path: str) -> None:
+def _remove_quietly(path: str) -> None:
     with suppress(OSError):
         os.unlink(path)

@@ -23,10 +23,6 @@ class DType:
     def __repr__(self) -> str:
         return self.name
 
-    @property
-    def is_array(self) -> bool:
-        return self.element is not None
-
 
 Int32 = DType("Int32")
 Int64 = DType("Int64")
@@ -55,17 +51,6 @@ def Array(element: DType) -> DType:  # Feast spells it as a constructor
     if not isinstance(element, DType) or element.name not in ARRAY_ELEMENTS:
         raise TypeError(f"Array() takes one of {sorted(ARRAY_ELEMENTS)}, not {element!r}")
     return DType(f"Array({element.name})", element)
-
-
-def parse_dtype(name: str) -> DType:
-    """Turn a canonical name back into a type; raises ValueError for unknown names."""
-    if name in PRIMITIVES:
-        return PRIMITIVES[name]
-    if name.startswith("Array(") and name.endswith(")"):
-        inner = name[len("Array(") : -1]
-        if inner in ARRAY_ELEMENTS:
-            return Array(PRIMITIVES[inner])
-    raise ValueError(f"unknown type {name!r}")
 
 
 class ValueType(enum.Enum):

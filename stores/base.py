@@ -15,6 +15,10 @@ class StoreUnavailable(Exception):
     """The online store cannot be reached or did not answer."""
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """A command was sent but no answer came back: it may or may not have been applied."""
+
+
 class ReadBatch(NamedTuple):
     """Distinct entity keys, and the views to read for each of them."""
 

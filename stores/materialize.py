@@ -129,7 +129,14 @@ async def materialize_view(
                 continue  # a row without an entity key cannot be served
             if event_time_us is not None:
                 raw = (*raw[:key_count], event_time_us, *raw[key_count + 1 :])
-            key, event_ts, record = convert(raw)
+            try:
+                key, event_ts, record = convert(raw)
+            except (ValueError, TypeError, OverflowError) as exc:
+                keys = ", ".join(repr(value) for value in raw[:key_count])
+                raise MaterializeError(
+                    f"feature view {view.name!r}: the offline row for {keys} does not fit "
+                    f"the view's schema: {exc}"
+                ) from None
             rows.append(WriteRow(key, view.name, event_ts, record))
         return len(batch), rows
 

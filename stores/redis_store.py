@@ -163,10 +163,12 @@ class RedisOnlineStore(OnlineStore):
         return self._client
 
     async def ping(self) -> None:
-        try:
-            await self._redis().ping()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {self.describe()}: {exc}") from exc
+        """Through the connection that serves reads and writes, so health tells their state."""
+        if self._wire is None:
+            raise StoreUnavailable("Redis online store is not started")
+        (reply,) = await self._wire.execute(pack_command(b"PING"), 1)
+        if isinstance(reply, hiredis.ReplyError):
+            raise StoreUnavailable(f"Redis at {self.describe()}: {reply}")
 
     def _packed(self, views: Sequence[str]) -> bytes:
         key = tuple(views)

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import hiredis
 
-from stores.base import StoreUnavailable
+from stores.base import OutcomeUnknown, StoreUnavailable
 
 
 def pack_command(*parts: bytes) -> bytes:
@@ -187,6 +187,8 @@ class PipelinedRedis:
         timer = loop.call_later(self.timeout, _expire, protocol, future, self.timeout)
         try:
             return await future
+        except StoreUnavailable as exc:
+            raise OutcomeUnknown(str(exc)) from None  # sent; Redis may have run it
         finally:
             timer.cancel()
 

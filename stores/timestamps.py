@@ -66,10 +66,6 @@ def parse(text: str) -> int:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp") from None
 
 
-def to_datetime(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-
-
 def format_us(us: int) -> str:
     """RFC 3339 with ``Z``; fractional digits only as many as needed (0, 3 or 6)."""
     seconds, micros = divmod(us, 1_000_000)

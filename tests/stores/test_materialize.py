@@ -144,3 +144,22 @@ async def test_bad_requests(repo: Path) -> None:
             )
     finally:
         await store.close()
+
+
+async def test_offline_values_that_do_not_fit_are_a_clear_error(tmp_path: Path) -> None:
+    write_repo(
+        tmp_path,
+        DEFS.replace(
+            'Field(name="clicks", dtype=Int64)', 'Field(name="clicks", dtype=Int32)'
+        ).replace("Int64, String", "Int32, String"),
+    )
+    write_parquet(
+        tmp_path / "data/events/part1.parquet",
+        PART_1.replace(
+            "'u2', TIMESTAMP '2026-01-01 11:00:00', TIMESTAMP '2026-01-01 11:00:00', 5",
+            "'u2', TIMESTAMP '2026-01-01 11:00:00', TIMESTAMP '2026-01-01 11:00:00', 5000000000",
+        ),
+    )
+    apply_repo(load_repo_config(tmp_path))
+    with pytest.raises(MaterializeError, match=r"'u2'.*out of range for Int32"):
+        await run(tmp_path, "2026-01-01T13:00:00Z", "2026-01-01T00:00:00Z")
