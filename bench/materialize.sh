@@ -84,31 +84,10 @@ log "redis $REDIS_ADDR, temp $TMP, sizes [$SIZES], $RUNS run(s) each"
 LOGFILE="$RESULTS_DIR/raw/redis.log"
 start_redis "$REDIS_PORT"
 
-"$PY" - "$RESULTS_DIR/meta.json" <<EOF
-import json, platform, subprocess, sys, os
-def out(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception as exc:
-        return f"? ({exc})"
-from importlib.metadata import version
-meta = {
-    "stamp": "$STAMP",
-    "git_commit": out("git", "-C", "$ROOT", "rev-parse", "--short", "HEAD"),
-    # uncommitted changes to the server code measured by this run, if any
-    "git_dirty": [l.strip() for l in out("git", "-C", "$ROOT", "status", "--porcelain", "--",
-                                         "app", "stores", "registry").splitlines()],
-    "cpus": os.cpu_count(),
-    "mem_total": out("sh", "-c", "grep MemTotal /proc/meminfo"),
-    "python": platform.python_version(),
-    "packages": {p: version(p) for p in ("duckdb", "msgspec", "redis", "hiredis")},
-    "redis_server": out("redis-server", "--version"),
-    "command": "/usr/bin/time -v timeout $TIME_LIMIT ladle -c REPO materialize START END -v $VIEW",
-    "knobs": {"SIZES": "$SIZES", "RUNS": $RUNS, "TIME_LIMIT": $TIME_LIMIT,
-              "RETRY_NOISY": $RETRY_NOISY},
-}
-json.dump(meta, open(sys.argv[1], "w"), indent=2)
-EOF
+"$PY" "$HERE/meta.py" "$RESULTS_DIR/meta.json" --root "$ROOT" --stamp "$STAMP" \
+  --packages duckdb msgspec redis hiredis \
+  --set command "/usr/bin/time -v timeout $TIME_LIMIT ladle -c REPO materialize START END -v $VIEW" \
+  --set knobs "{\"SIZES\": \"$SIZES\", \"RUNS\": $RUNS, \"TIME_LIMIT\": $TIME_LIMIT, \"RETRY_NOISY\": $RETRY_NOISY}"
 
 # Run GNU time over `timeout ... ladle materialize` in a process group of its own. timeout(1)
 # moves itself (and ladle) into yet another group, so that group is tracked as well: the

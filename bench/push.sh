@@ -140,35 +140,11 @@ export LADLE_REPO="$REPO"
 start_server bench.floor_app:app --config "$TMP/hypercorn.toml"
 log "server up (group $SERVER_GROUP, workers: $WORKER_PIDS)"
 
-"$PY" - "$RESULTS_DIR/meta.json" <<EOF
-import json, platform, subprocess, sys, os
-def out(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception as exc:
-        return f"? ({exc})"
-from importlib.metadata import version
-meta = {
-    "stamp": "$STAMP",
-    "git_commit": out("git", "-C", "$ROOT", "rev-parse", "--short", "HEAD"),
-    # uncommitted changes to the server code measured by this run, if any
-    "git_dirty": [l.strip() for l in out("git", "-C", "$ROOT", "status", "--porcelain", "--",
-                                         "app", "stores", "registry").splitlines()],
-    "cpus": os.cpu_count(),
-    "python": platform.python_version(),
-    "packages": {p: version(p) for p in ("hypercorn", "starlette", "msgspec", "redis", "hiredis", "uvloop")},
-    "redis_server": out("redis-server", "--version"),
-    "wrk": out("sh", "-c", "wrk -v 2>&1 | head -1"),
-    "server": "hypercorn --config keep_alive_max_requests=2**31 --worker-class uvloop "
-              "--workers $WORKERS bench.floor_app:app (no access log)",
-    "repo": "ladle init, online store switched to the throwaway redis",
-    "knobs": {"DURATION": "$DURATION", "WARMUP": "$WARMUP", "WORKERS": $WORKERS,
-              "ROWS_LIST": "$ROWS_LIST", "CONNS_LIST": "$CONNS_LIST",
-              "FLOOR_CONNS": "$FLOOR_CONNS", "TO": "$TO", "ID_START": $ID_START,
-              "ID_COUNT": $ID_COUNT},
-}
-json.dump(meta, open(sys.argv[1], "w"), indent=2)
-EOF
+"$PY" "$HERE/meta.py" "$RESULTS_DIR/meta.json" --root "$ROOT" --stamp "$STAMP" \
+  --packages hypercorn starlette msgspec redis hiredis uvloop \
+  --set server "hypercorn --config keep_alive_max_requests=2**31 --worker-class uvloop --workers $WORKERS bench.floor_app:app (no access log)" \
+  --set repo "ladle init, online store switched to the throwaway redis" \
+  --set knobs "{\"DURATION\": \"$DURATION\", \"WARMUP\": \"$WARMUP\", \"WORKERS\": $WORKERS, \"ROWS_LIST\": \"$ROWS_LIST\", \"CONNS_LIST\": \"$CONNS_LIST\", \"FLOOR_CONNS\": \"$FLOOR_CONNS\", \"TO\": \"$TO\", \"ID_START\": $ID_START, \"ID_COUNT\": $ID_COUNT}"
 
 # ---------------------------------------------------------------- 4. scenarios ----------
 # One measured attempt (or several with RETRY_NOISY), then the least disturbed one goes

@@ -139,33 +139,10 @@ timeout 300 "$PY" "$HERE/check.py" coverage "$BASE/get-online-features" \
   || die "coverage check failed"
 
 # Record the setup.
-"$PY" - "$RESULTS_DIR/meta.json" <<EOF
-import json, platform, subprocess, sys, os
-def out(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception as exc:
-        return f"? ({exc})"
-from importlib.metadata import version
-meta = {
-    "stamp": "$STAMP",
-    "git_commit": out("git", "-C", "$ROOT", "rev-parse", "--short", "HEAD"),
-    # uncommitted changes to the server code measured by this run, if any
-    "git_dirty": [l.strip() for l in out("git", "-C", "$ROOT", "status", "--porcelain", "--",
-                                         "app", "stores", "registry").splitlines()],
-    "cpus": os.cpu_count(),
-    "python": platform.python_version(),
-    "packages": {p: version(p) for p in ("hypercorn", "starlette", "msgspec", "redis", "hiredis", "uvloop")},
-    "redis_server": out("redis-server", "--version"),
-    "wrk": out("sh", "-c", "wrk -v 2>&1 | head -1"),
-    "server": "hypercorn --worker-class uvloop --workers $WORKERS bench.floor_app:app (no access log)",
-    "knobs": {"DURATION": "$DURATION", "WARMUP": "$WARMUP", "WORKERS": $WORKERS,
-              "ENTITIES": $ENTITIES, "ID_START": $ID_START, "VIEWS": $VIEWS,
-              "FEATURES": "$FEATURES", "FULL_NAMES": "$FULL_NAMES", "NBODIES": "${NBODIES:-200}", "ROWS_LIST": "$ROWS_LIST", "CONNS_LIST": "$CONNS_LIST",
-              "ENDPOINTS": "$ENDPOINTS"},
-}
-json.dump(meta, open(sys.argv[1], "w"), indent=2)
-EOF
+"$PY" "$HERE/meta.py" "$RESULTS_DIR/meta.json" --root "$ROOT" --stamp "$STAMP" \
+  --packages hypercorn starlette msgspec redis hiredis uvloop \
+  --set server "hypercorn --worker-class uvloop --workers $WORKERS bench.floor_app:app (no access log)" \
+  --set knobs "{\"DURATION\": \"$DURATION\", \"WARMUP\": \"$WARMUP\", \"WORKERS\": $WORKERS, \"ENTITIES\": $ENTITIES, \"ID_START\": $ID_START, \"VIEWS\": $VIEWS, \"FEATURES\": \"$FEATURES\", \"FULL_NAMES\": \"$FULL_NAMES\", \"NBODIES\": \"${NBODIES:-200}\", \"ROWS_LIST\": \"$ROWS_LIST\", \"CONNS_LIST\": \"$CONNS_LIST\", \"ENDPOINTS\": \"$ENDPOINTS\"}"
 
 # ---------------------------------------------------------------- 5. scenarios ----------
 # The bodies wrk sends first (make_body(0)), dumped by the Lua script itself: wrk runs
