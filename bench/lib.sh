@@ -112,6 +112,16 @@ EOF
 }
 
 # ensure_tool COMMAND [DEBIAN_PACKAGE]: apt-get install the package if COMMAND is missing.
+prepare_results() {  # prepare_results LINK: make $RESULTS_DIR, empty $RESULTS, link results/LINK
+  mkdir -p "$RESULTS_DIR/raw"
+  RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
+  RESULTS="$RESULTS_DIR/results.jsonl"
+  : > "$RESULTS"
+  if [[ "$(dirname "$RESULTS_DIR")" == "$BENCH_DIR/results" ]]; then
+    ln -sfn "$(basename "$RESULTS_DIR")" "$BENCH_DIR/results/$1"
+  fi
+}
+
 ensure_tool() {
   local cmd=$1 pkg=${2:-$1}
   if [[ "$cmd" == /* ]]; then [[ -x "$cmd" ]] && return 0

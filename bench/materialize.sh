@@ -68,13 +68,7 @@ BUDGET=$(( 300 + n_sizes * (900 + RUNS * (RETRY_NOISY + 1) * (TIME_LIMIT + WAIT_
 ensure_tool "$GNU_TIME" time
 command -v redis-server >/dev/null 2>&1 || die "redis-server not found (apt-get install redis-server)"
 
-mkdir -p "$RESULTS_DIR/raw"
-RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
-RESULTS="$RESULTS_DIR/results.jsonl"
-: > "$RESULTS"
-if [[ "$(dirname "$RESULTS_DIR")" == "$HERE/results" ]]; then
-  ln -sfn "$(basename "$RESULTS_DIR")" "$HERE/results/latest-materialize"
-fi
+prepare_results latest-materialize
 TMP=$(mktemp -d /tmp/ladle-mat-bench.XXXXXX)
 read -r REDIS_PORT <<< "$(free_ports 1)"
 [[ "$REDIS_PORT" != 6379 ]] || die "port picker returned 6379"

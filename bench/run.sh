@@ -81,13 +81,7 @@ ensure_tool wrk
 command -v redis-server >/dev/null 2>&1 || die "redis-server not found (apt-get install redis-server)"
 command -v curl >/dev/null 2>&1 || die "curl not found"
 
-mkdir -p "$RESULTS_DIR/raw"
-RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd)
-RESULTS="$RESULTS_DIR/results.jsonl"
-: > "$RESULTS"
-if [[ "$(dirname "$RESULTS_DIR")" == "$HERE/results" ]]; then
-  ln -sfn "$(basename "$RESULTS_DIR")" "$HERE/results/latest"
-fi
+prepare_results latest
 TMP=$(mktemp -d /tmp/ladle-bench.XXXXXX)
 REPO="$TMP/repo"
 

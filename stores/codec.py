@@ -12,6 +12,7 @@ microseconds, Map as a mapping, Array(T) as a list of T's stored form. None is n
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import struct
 from collections.abc import Callable, Mapping
@@ -193,6 +194,7 @@ _SCALARS: dict[str, Normalizer] = {
 }
 
 
+@functools.cache
 def normalizer(dtype: str) -> Normalizer:
     """The function that checks an input value and returns its stored form."""
     if dtype.startswith("Array(") and dtype.endswith(")"):
