@@ -14,11 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import lifecycle, serve_options
+from app.access_log import with_access_log
 from app.artifacts import load_static_artifacts
 from app.errors import ApiError
 from app.health import health
+from app.logs import configure_logging
 from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
+from app.overload import limit_concurrency
 from app.state import ServingState
 from app.write_api import push, write_to_online_store
 
@@ -47,6 +51,18 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return Response(body, 500, media_type="application/json")
 
 
+def _wrap(app: Starlette, state: ServingState, options: serve_options.ServeOptions) -> None:
+    """Install the optional request steps; what is switched off takes no step at all."""
+    stack = app.middleware_stack or app.build_middleware_stack()
+    stack = limit_concurrency(stack, options.worker_connections)
+    if state.metrics.request:
+        endpoints = frozenset(r.path for r in app.routes if isinstance(r, Route))
+        stack = state.metrics.middleware(stack, endpoints)
+    if options.access_log:
+        stack = with_access_log(stack)
+    app.middleware_stack = stack
+
+
 def create_app(
     repo: str | Path | None = None, *, registry_ttl_sec: float | None = None
 ) -> Starlette:
@@ -59,13 +75,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = ServingState.from_repo(repo, registry_ttl_sec)
+        options = serve_options.resolve({}, state.settings.config.feature_server)
+        configure_logging(options.log_level)
         load_static_artifacts(state.settings.root, app)
         await state.start()
         app.state.ladle = state
-        if state.metrics.request and app.middleware_stack is not None:
-            # Wrapped only when on: with request metrics off, requests take no extra step.
-            endpoints = frozenset(r.path for r in app.routes if isinstance(r, Route))
-            app.middleware_stack = state.metrics.middleware(app.middleware_stack, endpoints)
+        _wrap(app, state, options)
+        lifecycle.signal_ready()
         try:
             yield
         finally:

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app import serve_options
 from app.scaffold import init_repo
-from app.server import ServeOptions, serve
+from app.server import serve
 from registry.apply import apply_repo
 from registry.config import ConfigError, RepoSettings, load_repo_config
 from registry.file_registry import FileRegistry, RegistryError
@@ -128,18 +129,11 @@ def cmd_materialize_incremental(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    """Options given on the command line win over feature_server in the repo's config."""
-    server = _settings(args).config.feature_server
-    options = ServeOptions(
-        host=args.host or server.host or "127.0.0.1",
-        port=args.port if args.port is not None else server.port or 6566,
-        workers=args.workers if args.workers is not None else server.workers or 1,
-        registry_ttl_sec=args.registry_ttl_sec,
-        access_log=not args.no_access_log,
-        log_level=args.log_level,
-        metrics=args.metrics,
-        metrics_port=args.metrics_port,
-    )
+    """The command line wins over $LADLE_* variables, which win over feature_server."""
+    given = {name: getattr(args, name, None) for name in serve_options.ENVIRONMENT}
+    given["access_log"] = False if args.no_access_log else None
+    given["metrics"] = True if args.metrics else None
+    options = serve_options.resolve(given, _settings(args).config.feature_server)
     code = serve(Path(args.chdir), options)
     if code:
         raise SystemExit(code)
@@ -181,42 +175,98 @@ def build_parser() -> argparse.ArgumentParser:
     inc.add_argument("-v", "--views", nargs="+", metavar="VIEW", help=views_help)
     inc.set_defaults(run=cmd_materialize_incremental)
 
-    srv = commands.add_parser("serve", help="serve the HTTP API with hypercorn")
-    srv.add_argument(
-        "-H",
-        "--host",
-        help="address to bind (default: feature_server.host, else 127.0.0.1)",
+    srv = commands.add_parser(
+        "serve",
+        help="serve the HTTP API",
+        description="Each option falls back to its $LADLE_* environment variable, then to "
+        "feature_server in feature_store.yaml, then to the default shown.",
     )
-    srv.add_argument(
-        "-p", "--port", type=int, help="port (default: feature_server.port, else 6566)"
-    )
-    srv.add_argument(
+    _serve_arguments(srv)
+    srv.set_defaults(run=cmd_serve)
+    return parser
+
+
+def _serve_arguments(srv: argparse.ArgumentParser) -> None:
+    defaults = serve_options.ServeOptions()
+
+    def add(*flags: str, name: str, help: str, **kwargs: object) -> None:
+        variable = serve_options.ENVIRONMENT[name][0]
+        srv.add_argument(*flags, dest=name, help=f"{help} (${variable})", **kwargs)  # type: ignore[arg-type]
+
+    add("-H", "--host", name="host", help=f"address to bind; default {defaults.host}")
+    add("-p", "--port", name="port", type=int, help=f"port; default {defaults.port}")
+    add(
         "-w",
         "--workers",
+        name="workers",
         type=int,
-        help="worker processes; -1 means 2 x cores + 1 (default: feature_server.workers, else 1)",
+        help="worker processes, -1 for 2 x cores + 1; default 1",
     )
-    srv.add_argument(
+    add(
+        "--worker-connections",
+        name="worker_connections",
+        type=int,
+        help="most concurrent requests per worker; past it 503 with Retry-After; "
+        f"default {defaults.worker_connections}",
+    )
+    add(
+        "--max-requests",
+        name="max_requests",
+        type=int,
+        help="restart a worker after this many requests; default never",
+    )
+    add(
+        "--max-requests-jitter",
+        name="max_requests_jitter",
+        type=int,
+        help="add up to this many requests at random to --max-requests; default 0",
+    )
+    add(
+        "--keep-alive-timeout",
+        name="keep_alive_timeout",
+        type=float,
+        help="seconds an idle connection stays open, and a new one has to send its "
+        f"headers; default {defaults.keep_alive_timeout:g}",
+    )
+    add(
+        "--graceful-timeout",
+        name="graceful_timeout",
+        type=float,
+        help="seconds in-flight requests get to finish after SIGTERM; "
+        f"default {defaults.graceful_timeout:g}",
+    )
+    add(
         "-r",
         "--registry-ttl-sec",
+        name="registry_ttl_sec",
         type=float,
-        default=None,
-        help="seconds between registry change checks (default: $LADLE_REGISTRY_TTL_SEC, "
-        "else feature_server.registry_ttl_sec, else registry.cache_ttl_seconds, 5)",
+        help="seconds between registry change checks; default registry.cache_ttl_seconds (5)",
     )
-    srv.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add("--key", name="key", help="TLS private key (PEM); needs --cert")
+    add("--cert", name="cert", help="TLS certificate chain (PEM); needs --key")
     srv.add_argument(
         "-m",
         "--metrics",
         action="store_true",
-        help="serve Prometheus metrics on their own port, bound to --host",
+        help="serve Prometheus metrics on their own port, bound to --host ($LADLE_METRICS)",
+    )
+    add(
+        "--metrics-port",
+        name="metrics_port",
+        type=int,
+        help=f"port for the metrics; default {defaults.metrics_port}",
     )
     srv.add_argument(
-        "--metrics-port", type=int, default=8000, help="port for --metrics (default 8000)"
+        "--no-access-log",
+        action="store_true",
+        help="do not write a JSON line per request ($LADLE_ACCESS_LOG=false)",
     )
-    srv.set_defaults(run=cmd_serve)
-    return parser
+    add(
+        "--log-level",
+        name="log_level",
+        choices=list(serve_options.LOG_LEVELS),
+        help=f"default {defaults.log_level}",
+    )
 
 
 def main_cli(argv: Sequence[str] | None = None) -> None:

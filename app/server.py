@@ -1,47 +1,23 @@
-"""Run the app under hypercorn, one uvloop event loop per worker process."""
+"""Run the app under hypercorn's uvloop workers, managed by our own supervisor."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.logs import configure_logging
 from app.metrics import METRICS_DIR_ENV, METRICS_ENABLED_ENV
-from app.state import REGISTRY_TTL_ENV, REPO_ENV
+from app.serve_options import ENVIRONMENT, ServeOptions, effective_workers
+from app.state import REPO_ENV
+from app.supervisor import Supervisor
 from registry.config import load_repo_config
 from registry.file_registry import FileRegistry
 
 
-@dataclass
-class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 6566
-    workers: int = 1
-    registry_ttl_sec: float | None = None
-    access_log: bool = True
-    log_level: str = "info"
-    #: Serve Prometheus metrics on their own port (also on when the repo enables them).
-    metrics: bool = False
-    metrics_port: int = 8000
-
-
-def effective_workers(requested: int) -> int:
-    """-1 means 2 x cores + 1, the usual rule for I/O-bound workers."""
-    return 2 * (os.cpu_count() or 1) + 1 if requested == -1 else max(requested, 1)
-
-
-def serve(repo: Path, options: ServeOptions) -> int:
-    """Check the repo, then hand over to hypercorn; returns its exit code."""
+def hypercorn_config(options: ServeOptions) -> Any:
     from hypercorn.config import Config
-    from hypercorn.run import run
-
-    settings = load_repo_config(repo)
-    FileRegistry(settings.registry_path).read()  # fail fast, before any worker starts
-    os.environ[REPO_ENV] = str(settings.root)
-    if options.registry_ttl_sec is not None:
-        os.environ[REGISTRY_TTL_ENV] = str(options.registry_ttl_sec)
 
     config = Config()
     config.application_path = "app:main"
@@ -52,48 +28,50 @@ def serve(repo: Path, options: ServeOptions) -> int:
     ]
     config.workers = effective_workers(options.workers)
     config.worker_class = "uvloop"
-    # Hypercorn closes a keep-alive connection after 1000 requests by default; feature
+    # hypercorn closes a keep-alive connection after 1000 requests by default; feature
     # clients hold connections open for hours, so let them.
     config.keep_alive_max_requests = 2**31
-    config.accesslog = "-" if options.access_log else None
+    # Also the deadline for a new connection to finish sending its request headers.
+    config.keep_alive_timeout = options.keep_alive_timeout
+    config.graceful_timeout = options.graceful_timeout
+    config.max_requests = options.max_requests
+    config.max_requests_jitter = options.max_requests_jitter
+    config.keyfile = options.key
+    config.certfile = options.cert
+    config.accesslog = None  # the app writes its own structured access log
     config.errorlog = "-"
     config.loglevel = options.log_level.upper()
-    metrics_at = ""
-    if options.metrics or settings.config.feature_server.metrics.enabled:
-        metrics_at = _serve_metrics(options.host, options.metrics_port)
-    failed_workers = _record_worker_failures()
+    return config
+
+
+def serve(repo: Path, options: ServeOptions) -> int:
+    """Check the repo, then start the workers; returns the exit code."""
+    settings = load_repo_config(repo)
+    FileRegistry(settings.registry_path).read()  # fail fast, before any worker starts
+    configure_logging(options.log_level)
+    # Workers read these: the command line's choices reach them like any other setting.
+    os.environ[REPO_ENV] = str(settings.root)
+    for name in ("registry_ttl_sec", "worker_connections", "access_log", "log_level"):
+        value = getattr(options, name)
+        if value is not None:
+            os.environ[ENVIRONMENT[name][0]] = str(value).lower()
+
+    config = hypercorn_config(options)
+    metrics_at = _serve_metrics(options.host, options.metrics_port) if options.metrics else ""
+    scheme = "https" if options.cert else "http"
+    workers = effective_workers(options.workers)
     print(
-        f"ladle: serving {settings.root} on http://{config.bind[0]} "
-        f"with {config.workers} worker(s)" + (f"; metrics on {metrics_at}" if metrics_at else ""),
+        f"ladle: serving {settings.root} on {scheme}://{config.bind[0]} "
+        f"with {workers} worker(s)" + (f"; metrics on {metrics_at}" if metrics_at else ""),
         flush=True,
     )
-    code = run(config)
-    return code or (failed_workers[0] if failed_workers else 0)
-
-
-def _record_worker_failures() -> list[int]:
-    """Collect the exit codes of workers that died, e.g. because startup failed.
-
-    hypercorn.run.run() reads the workers' exit codes once, then again after removing the
-    exited workers, and so returns 0 even when a worker failed to start. Wrapping its
-    helper keeps the real codes, so `ladle serve` exits non-zero when startup fails.
-    """
-    import hypercorn.run
-
-    failures: list[int] = []
-    original = hypercorn.run._join_exited
-
-    def join_exited(processes: list[Any]) -> int:
-        for process in processes:
-            if process.exitcode is not None and process.pid is not None:
-                _forget_metrics_of(process.pid)
-        code = original(processes)
-        if code:
-            failures.append(code)
-        return code
-
-    hypercorn.run._join_exited = join_exited
-    return failures
+    supervisor = Supervisor(
+        config,
+        workers,
+        graceful_timeout=options.graceful_timeout,
+        on_worker_exit=_forget_metrics_of,
+    )
+    return supervisor.run()
 
 
 def _serve_metrics(host: str, port: int) -> str:

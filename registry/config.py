@@ -67,6 +67,15 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     push: bool = True
     materialization: bool = True
     transformations: bool = True
+    #: Port of the metrics endpoint (`ladle serve --metrics-port`); 8000 when unset.
+    port: int | None = None
+
+
+class TlsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """PEM files for HTTPS; paths are taken as written (relative to where the server runs)."""
+
+    key: str
+    cert: str
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -87,6 +96,15 @@ class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=Tru
     port: int | None = None
     workers: int | None = None
     registry_ttl_sec: float | None = None
+    #: Serve options (see app/serve_options.py); unset means the command line's default.
+    worker_connections: int | None = None
+    max_requests: int | None = None
+    max_requests_jitter: int | None = None
+    keep_alive_timeout: float | None = None
+    graceful_timeout: float | None = None
+    tls: TlsConfig | None = None
+    access_log: bool | None = None
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
     #: Buffer offline pushes and write them in batches (POST /push then answers 202).
     offline_push_batching_enabled: bool = False
     offline_push_batching_batch_size: int = 1000
