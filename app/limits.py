@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 
 from app.errors import ApiError
@@ -9,17 +11,29 @@ from registry.config import LimitsConfig
 
 
 async def read_body(request: Request, limits: LimitsConfig) -> bytes:
-    """The body, refused with 413 as soon as it is longer than the limit."""
+    """The body, refused with 413 as soon as it is longer than the limit, and with 408 when
+    the client takes longer than ``body_timeout_seconds`` to send it (a slow client must not
+    hold a worker's request slot for ever)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise _too_large(limits)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise _too_large(limits)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(limits.body_timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise _too_large(limits)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "body_timeout",
+            ["body"],
+            f"the request body did not arrive within {limits.body_timeout_seconds:g} s "
+            "(feature_server.limits.body_timeout_seconds)",
+        ) from None
     return b"".join(chunks)
 
 

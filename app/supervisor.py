@@ -1,9 +1,10 @@
 """The worker processes of `ladle serve`: start them, replace any that dies, drain on SIGTERM.
 
 hypercorn's own multi-worker runner stops every worker as soon as one exits with an error,
-so a single killed worker would take the whole server down. This supervisor keeps the
-survivors serving and starts a replacement (with a growing delay if replacements keep
-failing to start). At startup it is strict instead: if a worker cannot start, the server
+so a single killed worker would take the whole server down (and its workers share one
+shutdown Event, whose lock a killed worker can die holding, freezing the others). This
+supervisor gives each worker pipes of its own, keeps the survivors serving and starts a
+replacement (with a growing delay if replacements keep failing to start). At startup it is strict instead: if a worker cannot start, the server
 stops with that worker's exit code, so a bad deployment fails fast.
 
 On SIGTERM or SIGINT it stops accepting connections, lets in-flight requests finish within
@@ -14,17 +15,17 @@ to the whole process group still drains; they also stop when the supervisor disa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
-import threading
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
@@ -38,31 +39,65 @@ SHUTDOWN_MARGIN_SECONDS = 30.0
 MAX_RESTART_DELAY_SECONDS = 30.0
 
 
-def _worker_main(config: Any, sockets: Any, shutdown_event: Event, ready: Event) -> None:
-    """Entry point of a worker process (spawned, so it imports everything afresh)."""
-    from hypercorn.asyncio.run import uvloop_worker
+class _ReadySignal:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
-    lifecycle.use_ready_signal(ready)
-    threading.Thread(
-        target=_stop_when_orphaned, args=(shutdown_event,), name="orphan-watch", daemon=True
-    ).start()
-    uvloop_worker(config, sockets, shutdown_event)
+    def set(self) -> None:
+        self.connection.send_bytes(b"ready")
+        self.connection.close()
 
 
-def _stop_when_orphaned(shutdown_event: Event) -> None:
-    """A worker whose supervisor was killed drains and exits instead of living on."""
-    parent = os.getppid()
-    while not shutdown_event.wait(1.0):
-        if os.getppid() != parent:
-            shutdown_event.set()
-            return
+def _worker_main(config: Any, sockets: Any, control: Connection, ready: Connection) -> None:
+    """Entry point of a worker process (spawned, so it imports everything afresh).
+
+    Each worker has pipes of its own to the supervisor, not a shared lock that a killed
+    worker could die holding: ``control`` ends (a byte, or EOF because the supervisor
+    is gone) when the worker must stop; the worker reports readiness on ``ready``.
+    """
+    import uvloop
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.utils import load_application
+
+    lifecycle.use_ready_signal(_ReadySignal(ready))
+    app = load_application(config.application_path, config.wsgi_max_body_size)
+
+    async def stop_requested() -> None:
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+
+        def readable() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
+        loop.add_reader(control.fileno(), readable)
+        try:
+            await stop
+        finally:
+            loop.remove_reader(control.fileno())
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.get_loop().set_exception_handler(_quiet_tls_handshake_failures)
+        runner.run(worker_serve(app, config, sockets=sockets, shutdown_trigger=stop_requested))
+
+
+def _quiet_tls_handshake_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A client that fails the TLS handshake is not worth a traceback (as in hypercorn)."""
+    if not isinstance(context.get("exception"), ssl.SSLError):
+        loop.default_exception_handler(context)
 
 
 @dataclass
 class _Worker:
     process: BaseProcess
-    ready: Event
+    control: Connection
+    ready_pipe: Connection
+    ready: bool = False
     started_at: float = field(default_factory=time.monotonic)
+
+    def stop(self) -> None:
+        """Ask the worker to drain; closing the pipe is the message."""
+        self.control.close()
 
 
 class Supervisor:
@@ -81,7 +116,6 @@ class Supervisor:
         self.startup_timeout = startup_timeout
         self.on_worker_exit = on_worker_exit
         self._ctx = get_context("spawn")
-        self._shutdown = self._ctx.Event()
         self._stopping = False
         self._workers: list[_Worker] = []
         self._sockets: Any = None
@@ -123,14 +157,15 @@ class Supervisor:
         return previous
 
     def _spawn(self) -> None:
-        ready = self._ctx.Event()
+        control_reader, control_writer = self._ctx.Pipe(duplex=False)
+        ready_reader, ready_writer = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_worker_main,
             kwargs={
                 "config": self.config,
                 "sockets": self._sockets,
-                "shutdown_event": self._shutdown,
-                "ready": ready,
+                "control": control_reader,
+                "ready": ready_writer,
             },
             daemon=True,
         )
@@ -141,40 +176,58 @@ class Supervisor:
         finally:
             for number, handler in handlers.items():
                 signal.signal(number, handler)
-        self._workers.append(_Worker(process, ready))
+        # The child has its own copies now; ours would keep the pipes from ever ending.
+        control_reader.close()
+        ready_writer.close()
+        self._workers.append(_Worker(process, control_writer, ready_reader))
+
+    def _waitables(self, wake_fd: int) -> list[Any]:
+        pending = [w.ready_pipe for w in self._workers if not w.ready]
+        return [wake_fd, *(w.process.sentinel for w in self._workers), *pending]
+
+    def _note_ready(self) -> None:
+        for worker in self._workers:
+            if not worker.ready and worker.ready_pipe.poll():
+                try:
+                    worker.ready = worker.ready_pipe.recv_bytes() == b"ready"
+                except (EOFError, OSError):
+                    continue  # it died before it was ready; _reap deals with it
+        # Once every worker is up again, the next death starts its delay afresh.
+        complete = len(self._workers) == self.count and not self._restart_due
+        if self._failures and complete and all(w.ready for w in self._workers):
+            self._failures = 0
 
     def _wait_until_started(self, wake_fd: int) -> int | None:
         """None once every worker is ready; else the exit code to stop with."""
         deadline = time.monotonic() + self.startup_timeout
-        while not all(w.ready.is_set() for w in self._workers):
+        while True:
+            self._note_ready()
+            if all(w.ready for w in self._workers):
+                return None
             if self._stopping:
                 return 0
             for worker in self._workers:
                 code = worker.process.exitcode
-                if code is not None:
+                if code is not None and not worker.ready:
                     log.error("worker %s failed to start (exit code %s)", worker.process.pid, code)
                     return code if code > 0 else 1
             if time.monotonic() > deadline:
                 log.error("workers not ready after %.0f s; stopping", self.startup_timeout)
                 return 1
-            sentinels = [w.process.sentinel for w in self._workers]
-            wait([wake_fd, *sentinels], timeout=0.05)
+            wait(self._waitables(wake_fd), timeout=1.0)
             _empty_pipe(wake_fd)
-        return None
 
     def _watch(self, wake_fd: int) -> None:
         while not self._stopping:
             timeout = None
             if self._restart_due:
                 timeout = max(0.0, min(self._restart_due) - time.monotonic())
-            elif any(not w.ready.is_set() for w in self._workers):
-                timeout = 0.2  # notice when a replacement becomes ready
-            wait([wake_fd, *(w.process.sentinel for w in self._workers)], timeout=timeout)
+            wait(self._waitables(wake_fd), timeout=timeout)
             _empty_pipe(wake_fd)
             if self._stopping:
                 return
-            self._reap()
             self._note_ready()
+            self._reap()
             now = time.monotonic()
             for due in [d for d in self._restart_due if d <= now]:
                 self._restart_due.remove(due)
@@ -187,13 +240,15 @@ class Supervisor:
                 continue
             worker.process.join()
             self._workers.remove(worker)
+            worker.control.close()
+            worker.ready_pipe.close()
             pid = worker.process.pid or 0
             self.on_worker_exit(pid)
             if code == 0:
                 log.info("worker %s exited (max requests reached); starting a new one", pid)
                 self._restart_due.append(time.monotonic())
                 continue
-            if not worker.ready.is_set():
+            if not worker.ready:
                 self._failures += 1
             delay = min(MAX_RESTART_DELAY_SECONDS, 0.5 * (2**self._failures - 1))
             log.warning(
@@ -201,15 +256,10 @@ class Supervisor:
             )
             self._restart_due.append(time.monotonic() + delay)
 
-    def _note_ready(self) -> None:
-        """Once every worker is up again, the next death starts its delay afresh."""
-        complete = len(self._workers) == self.count and not self._restart_due
-        if self._failures and complete and all(w.ready.is_set() for w in self._workers):
-            self._failures = 0
-
     def _drain(self) -> None:
         """Stop accepting, let workers finish and shut down, then release the sockets."""
-        self._shutdown.set()
+        for worker in self._workers:
+            worker.stop()
         if self._sockets is not None:
             # The workers hold their own copies; closing ours lets the listening socket
             # close as soon as they stop accepting, so new connections are refused.
@@ -224,6 +274,7 @@ class Supervisor:
                 worker.process.kill()
                 worker.process.join(5)
             self.on_worker_exit(worker.process.pid or 0)
+            worker.ready_pipe.close()
         self._workers.clear()
 
 

@@ -87,6 +87,8 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Rows of one /push or /write-to-online-store; one write is one atomic Redis script,
     #: and Redis answers no one else while it runs (about 2 us per row).
     max_write_rows: int = 10_000
+    #: Seconds a client has to send a request's body once its headers are in.
+    body_timeout_seconds: float = 30.0
 
 
 class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
