@@ -22,7 +22,8 @@ from app.auth_policy import (
     Authorizer,
     Resolver,
     materialize_resources,
-    push_resources,
+    push_offline_resources,
+    push_online_resources,
     read_resources,
     view_write_resources,
 )
@@ -60,34 +61,28 @@ class Access:
         """Reading a plan needs read_online on the feature service, if one is named, and on
         every view it reads: requested ones and the sources of on-demand views."""
         snapshot = self._auth.current_snapshot()
-        views = self._auth.authorizer.plan_key(snapshot, plan)
-        assert isinstance(views, tuple)
+        views = self._auth.authorizer.plan_views(snapshot, plan)
         loc: Loc = ["body", "feature_service" if service is not None else "features"]
-        self._check(snapshot, "read_online", (service, views), read_resources(service, views), loc)
+        self._check(snapshot, "read_online", ("read", service, views), read_resources, loc)
 
     def push(self, source: str, to: str) -> None:
         """write_online and/or write_offline, by ``to``, on the push source and its views."""
         snapshot = self._auth.current_snapshot()
         loc: Loc = ["body", "push_source_name"]
         if to != "offline":
-            resolve = push_resources(source, online=True)
-            self._check(snapshot, "write_online", ("push", source), resolve, loc)
+            self._check(snapshot, "write_online", ("push", source), push_online_resources, loc)
         if to != "online":
-            resolve = push_resources(source, online=False)
-            self._check(snapshot, "write_offline", ("push", source), resolve, loc)
+            self._check(snapshot, "write_offline", ("push", source), push_offline_resources, loc)
 
     def write_online(self, view: str) -> None:
         snapshot = self._auth.current_snapshot()
-        resolve = view_write_resources(view)
-        self._check(
-            snapshot, "write_online", ("view", view), resolve, ["body", "feature_view_name"]
-        )
+        loc: Loc = ["body", "feature_view_name"]
+        self._check(snapshot, "write_online", ("view", view), view_write_resources, loc)
 
     def materialize(self, views: list[str]) -> None:
         snapshot = self._auth.current_snapshot()
-        names = tuple(views)
-        resolve = materialize_resources(names)
-        self._check(snapshot, "materialize", names, resolve, ["body", "feature_views"])
+        key = ("materialize", tuple(views))
+        self._check(snapshot, "materialize", key, materialize_resources, ["body", "feature_views"])
 
     def _check(
         self, snapshot: RegistrySnapshot, action: str, key: object, resolve: Resolver, loc: Loc
@@ -129,7 +124,7 @@ class Auth:
         return snapshot
 
     async def authenticate(self, request: Request) -> Access:
-        header = request.headers.get("authorization")
+        header = _authorization(request.scope["headers"])
         if not header:
             raise _unauthorized("not_authenticated", "a bearer token is required")
         scheme, _, token = header.partition(" ")
@@ -138,6 +133,9 @@ class Auth:
             raise _unauthorized(
                 "not_authenticated", "the Authorization header must be 'Bearer <token>'"
             )
+        principal = self.tokens.cached(token)
+        if principal is not None:
+            return Access(self, principal)
         try:
             principal = await self.tokens.principal(token)
         except TokenRejected as exc:
@@ -154,6 +152,14 @@ class Auth:
                 headers={"Retry-After": str(retry)},
             ) from None
         return Access(self, principal)
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The Authorization header, read straight from the ASGI scope (names are lowercase)."""
+    for name, value in headers:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return None
 
 
 def create_auth(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from app.auth_tokens import Principal
 from app.resolve import ReadPlan
@@ -95,8 +96,8 @@ def refusal(rules: list[_Rule], principal: Principal, action: str, resource: Res
     return f"this token may not {action} {resource.describe()} ({needs})"
 
 
-#: A request's resources, found in the snapshot on a cache miss.
-Resolver = Callable[[RegistrySnapshot], list[Resource]]
+#: A request's resources, found from its key in the snapshot on a cache miss.
+Resolver = Callable[[RegistrySnapshot, Any], list[Resource]]
 DecisionKey = tuple[tuple[frozenset[str], frozenset[str]], str, object]
 
 
@@ -106,8 +107,8 @@ class Authorizer:
         self._snapshot: RegistrySnapshot | None = None
         self._rules: list[_Rule] = []
         self._decisions: dict[DecisionKey, str] = {}
-        #: id(plan) -> (plan, its resource key); holding the plan keeps its id unique.
-        self._plans: dict[int, tuple[ReadPlan, object]] = {}
+        #: id(plan) -> (plan, its views); holding the plan keeps its id unique.
+        self._plans: dict[int, tuple[ReadPlan, tuple[str, ...]]] = {}
 
     def _sync(self, snapshot: RegistrySnapshot) -> None:
         """Forget every decision when the registry changes (resources or permissions)."""
@@ -133,7 +134,7 @@ class Authorizer:
         decision = self._decisions.get(key)
         if decision is None:
             decision = ""
-            for resource in resolve(snapshot):
+            for resource in resolve(snapshot, request_key):
                 decision = refusal(self._rules, principal, action, resource)
                 if decision:
                     break
@@ -142,8 +143,8 @@ class Authorizer:
             self._decisions[key] = decision
         return decision
 
-    def plan_key(self, snapshot: RegistrySnapshot, plan: ReadPlan) -> object:
-        """The views a plan reads (stored ones, then computed ones), computed once per plan."""
+    def plan_views(self, snapshot: RegistrySnapshot, plan: ReadPlan) -> tuple[str, ...]:
+        """The views a plan reads (stored ones, then computed ones), found once per plan."""
         if snapshot is not self._snapshot:
             self._sync(snapshot)
         known = self._plans.get(id(plan))
@@ -168,16 +169,14 @@ def view_resource(snapshot: RegistrySnapshot, name: str) -> Resource:
     return Resource("on_demand_feature_view", name, odfv.tags)
 
 
-def read_resources(service: str | None, views: tuple[str, ...]) -> Resolver:
-    def resolve(snapshot: RegistrySnapshot) -> list[Resource]:
-        found = []
-        if service is not None:
-            found.append(
-                Resource("feature_service", service, snapshot.feature_services[service].tags)
-            )
-        return found + [view_resource(snapshot, name) for name in views]
-
-    return resolve
+def read_resources(snapshot: RegistrySnapshot, key: Any) -> list[Resource]:
+    """Key ("read", service or None, view names)."""
+    _, service, views = key
+    found = [view_resource(snapshot, name) for name in views]
+    if service is not None:
+        tags = snapshot.feature_services[service].tags
+        found.insert(0, Resource("feature_service", service, tags))
+    return found
 
 
 def _with_stored_odfvs(snapshot: RegistrySnapshot, views: list[str]) -> list[Resource]:
@@ -191,28 +190,31 @@ def _with_stored_odfvs(snapshot: RegistrySnapshot, views: list[str]) -> list[Res
     return [view_resource(snapshot, name) for name in [*views, *odfvs]]
 
 
-def push_resources(source: str, online: bool) -> Resolver:
-    """The push source and the views it feeds (online: with their stored on-demand views)."""
-
-    def resolve(snapshot: RegistrySnapshot) -> list[Resource]:
-        views = [
-            v.name
-            for v in snapshot.feature_views.values()
-            if isinstance(v.source, PushSourceSpec) and v.source.name == source
-        ]
-        fed = (
-            _with_stored_odfvs(snapshot, views)
-            if online
-            else [view_resource(snapshot, name) for name in views]
-        )
-        return [Resource("push_source", source, {}), *fed]
-
-    return resolve
+def _pushed_views(snapshot: RegistrySnapshot, source: str) -> list[str]:
+    return [
+        v.name
+        for v in snapshot.feature_views.values()
+        if isinstance(v.source, PushSourceSpec) and v.source.name == source
+    ]
 
 
-def view_write_resources(view: str) -> Resolver:
-    return lambda snapshot: _with_stored_odfvs(snapshot, [view])
+def push_online_resources(snapshot: RegistrySnapshot, key: Any) -> list[Resource]:
+    """Key ("push", source): the source, its views and the on-demand views stored from them."""
+    views = _pushed_views(snapshot, key[1])
+    return [Resource("push_source", key[1], {}), *_with_stored_odfvs(snapshot, views)]
 
 
-def materialize_resources(views: tuple[str, ...]) -> Resolver:
-    return lambda snapshot: [view_resource(snapshot, name) for name in views]
+def push_offline_resources(snapshot: RegistrySnapshot, key: Any) -> list[Resource]:
+    """Key ("push", source): the source and the views it feeds."""
+    views = _pushed_views(snapshot, key[1])
+    return [Resource("push_source", key[1], {})] + [view_resource(snapshot, v) for v in views]
+
+
+def view_write_resources(snapshot: RegistrySnapshot, key: Any) -> list[Resource]:
+    """Key ("view", name): the view and the on-demand views stored from it."""
+    return _with_stored_odfvs(snapshot, [key[1]])
+
+
+def materialize_resources(snapshot: RegistrySnapshot, key: Any) -> list[Resource]:
+    """Key ("materialize", view names)."""
+    return [view_resource(snapshot, name) for name in key[1]]

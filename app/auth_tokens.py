@@ -111,14 +111,21 @@ class TokenValidator:
         """Forget validated tokens (the key set changed: some may be signed by a retired key)."""
         self._cache.clear()
 
-    async def principal(self, token: str) -> Principal:
-        """The caller a token stands for; raises TokenRejected or KeysUnavailable."""
+    def cached(self, token: str) -> Principal | None:
+        """The caller of a token validated before and not expired since, if any."""
         cached = self._cache.get(token)
         if cached is not None:
             if time.time() < cached[1]:
                 self._cache.move_to_end(token)
                 return cached[0]
             del self._cache[token]
+        return None
+
+    async def principal(self, token: str) -> Principal:
+        """The caller a token stands for; raises TokenRejected or KeysUnavailable."""
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
         claims = await self._validate(token)
         principal = self.principal_of(claims)
         if self.cache_size:
