@@ -91,8 +91,8 @@ def parse_jwks(data: bytes, origin: str) -> tuple[KeySet, Any]:
     for index, entry in enumerate(entries):
         try:
             keys.append(_verify_key(entry))
-        except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            log.debug("%s: key %d skipped: %s", origin, index, exc)
+        except Exception as exc:  # one malformed key does not spoil the others
+            log.debug("%s: key %d skipped: %s: %s", origin, index, type(exc).__name__, exc)
     if not keys:
         raise JwksError(f"{origin}: holds no usable signing key (RSA, EC or OKP)")
     return KeySet(keys), entries
@@ -212,10 +212,15 @@ class JwksStore:
         self._last_attempt = time.monotonic()
         try:
             await self._load()
-        except JwksError as exc:
-            if str(exc) != self.problem:
-                log.warning("signing keys: %s; %s", exc, self._keeping())
-            self.problem = str(exc)
+        except Exception as exc:  # anything: the background task must live on
+            problem = (
+                str(exc)
+                if isinstance(exc, JwksError)
+                else (f"{self.describe()}: {type(exc).__name__}: {exc}")
+            )
+            if problem != self.problem:
+                log.warning("signing keys: %s; %s", problem, self._keeping())
+            self.problem = problem
             return False
         finally:
             self._inflight = None

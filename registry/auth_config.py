@@ -113,6 +113,15 @@ class OidcAuthConfig(msgspec.Struct, tag="oidc", forbid_unknown_fields=True, fro
             if not ok:
                 raise ValueError(f"{key} must be positive")
 
+    def __repr__(self) -> str:
+        """Without the client-side secrets, in case a config is ever logged."""
+        shown = {
+            name: getattr(self, name)
+            for name in self.__struct_fields__
+            if name not in _SECRET_FIELDS and getattr(self, name) is not None
+        }
+        return f"OidcAuthConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     @property
     def audiences(self) -> list[str]:
         if self.audience is None:
@@ -120,6 +129,7 @@ class OidcAuthConfig(msgspec.Struct, tag="oidc", forbid_unknown_fields=True, fro
         return [self.audience] if isinstance(self.audience, str) else list(self.audience)
 
 
+_SECRET_FIELDS = frozenset({"password", "client_secret", "token"})
 AuthConfig = NoAuthConfig | OidcAuthConfig
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.auth_jwks import JwksError
 from app.state import ServingState
 from registry.apply import apply_repo
 from registry.config import load_repo_config
@@ -477,3 +478,11 @@ async def test_tokens_and_client_secrets_are_never_logged(
     for token in (good, expired, forged):
         for part in token.split("."):  # not even a piece of one
             assert part not in logged
+
+
+async def test_worker_does_not_start_with_an_unusable_jwks_file(tmp_path: Path) -> None:
+    root = build(tmp_path, VIEWS, oidc_config(jwks_file="jwks.json"))
+    (root / "jwks.json").write_text('{"keys": []}')
+    with pytest.raises(JwksError, match="holds no usable signing key"):
+        async for _ in serve(root):
+            pass

@@ -320,3 +320,23 @@ async def test_unusable_jwks_file_stops_startup(tmp_path: Path) -> None:
         await JwksStore(config(jwks_file="jwks.json"), tmp_path).start()
     with pytest.raises(JwksError, match="No such file"):
         await JwksStore(config(jwks_file="absent.json"), tmp_path).start()
+
+
+async def test_malformed_keys_are_skipped_not_fatal(tmp_path: Path) -> None:
+    document = jwks(RSA)
+    document["keys"][:0] = [
+        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+        {"kty": "RSA", "kid": "no-modulus"},
+        {"kty": "EC", "kid": "bad-curve", "crv": "P-999", "x": "AA", "y": "AA"},
+        {"kty": "RSA", "use": "enc", **RSA.jwk(), "kid": "enc-key"},
+        "not an object",
+    ]
+    (tmp_path / "jwks.json").write_text(json.dumps(document))
+    store = JwksStore(config(jwks_file="jwks.json"), tmp_path)
+    await store.start()
+    try:
+        assert store.keys is not None
+        assert [k.kid for k in store.keys.keys] == ["rsa-1"]
+        assert await TokenValidator(store.config, store).principal(RSA.sign(claims()))
+    finally:
+        await store.stop()

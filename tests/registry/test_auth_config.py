@@ -107,3 +107,16 @@ def test_secrets_do_not_appear_in_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_repo_config(tmp_path)
     assert "very-secret-value" not in str(info.value)
+
+
+def test_repr_leaves_out_client_secrets(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        OIDC + "  jwks_url: u\n  issuer: i\n  client_id: c\n  client_secret: very-secret-value\n"
+        "  password: hunter2-value\n  token: eyJ-token-value\n",
+    )
+    auth = load_repo_config(tmp_path).config.auth
+    shown = repr(auth) + repr(load_repo_config(tmp_path).config)
+    assert "jwks_url='u'" in shown
+    for secret in ("very-secret-value", "hunter2-value", "eyJ-token-value"):
+        assert secret not in shown
