@@ -25,6 +25,7 @@ from tests.app.auth_support import (
     jwks,
     jwks_server,
     oidc_config,
+    self_signed_tls,
     unsigned_token,
 )
 
@@ -340,3 +341,44 @@ async def test_malformed_keys_are_skipped_not_fatal(tmp_path: Path) -> None:
         assert await TokenValidator(store.config, store).principal(RSA.sign(claims()))
     finally:
         await store.stop()
+
+
+@pytest.mark.parametrize("alg", ["PS256", "RS512", "ES384", "EdDSA"])
+async def test_other_asymmetric_algorithms(tmp_path: Path, alg: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    private: Any
+    if alg.startswith(("PS", "RS")):
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif alg == "ES384":
+        private = ec.generate_private_key(ec.SECP384R1())
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+    key = SigningKey("k", alg, private)
+    async for validator in validator_for(tmp_path, key, algorithms=[alg]):
+        assert (await validator.principal(key.sign(claims(sub=alg)))).subject == alg
+    if alg == "ES384":  # a P-384 key never checks an ES256 token
+        es256 = SigningKey("k", "ES256", ec.generate_private_key(ec.SECP256R1()))
+        async for validator in validator_for(tmp_path, key, algorithms=["ES256", "ES384"]):
+            assert "does not know" in await rejected(validator, es256.sign(claims()))
+
+
+async def test_https_provider_checks_its_certificate(tmp_path: Path) -> None:
+    tls, cert = self_signed_tls(tmp_path)
+    server = JwksServer(jwks(RSA), tls=tls)
+    try:
+        for overrides, trusted in (
+            ({}, False),  # system CAs do not know the self-signed certificate
+            ({"ca_cert_path": str(cert)}, True),
+            ({"verify_ssl": False}, True),
+        ):
+            store = JwksStore(config(jwks_url=server.url, **overrides), Path("."))
+            await store.start()
+            try:
+                assert (store.keys is not None) is trusted, (overrides, store.problem)
+                if not trusted:
+                    assert store.problem and "CERTIFICATE_VERIFY_FAILED" in store.problem
+            finally:
+                await store.stop()
+    finally:
+        server.stop()
