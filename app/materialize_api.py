@@ -162,8 +162,11 @@ async def _logged(job: object, views: list[str]) -> object:
 
 async def materialize_range(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
+    access = await state.auth.authenticate(request) if state.auth is not None else None
     query = decode_body(_full_decoder, await read_body(request, state.limits))
     views = _views(state, query.feature_views)
+    if access is not None:
+        access.materialize(views)
     now = timestamps.now_us()
     if query.disable_event_timestamp:
         start = _time(query.start_ts, "start_ts") if query.start_ts else 0
@@ -187,6 +190,9 @@ async def materialize_range(request: Request) -> Response:
 
 async def materialize_incremental(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
+    access = await state.auth.authenticate(request) if state.auth is not None else None
     query = decode_body(_incremental_decoder, await read_body(request, state.limits))
     views = _views(state, query.feature_views)
+    if access is not None:
+        access.materialize(views)
     return await _run(request, views, _time(query.end_ts, "end_ts"), None, None)

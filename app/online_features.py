@@ -18,6 +18,7 @@ from stores.timestamps import now_us
 
 async def get_online_features(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
+    access = await state.auth.authenticate(request) if state.auth is not None else None
     query = decode_body(request_decoder, await read_body(request, state.limits))
 
     rows = check_shape(query.entities)
@@ -35,6 +36,8 @@ async def get_online_features(request: Request) -> Response:
         tuple(query.entities),
         query.include_feature_view_version_metadata,
     )
+    if access is not None:
+        access.read_online(plan, query.feature_service)
     columns = [
         coerce_column(name, query.entities[name], coerce)
         for name, coerce in zip(plan.entity_names, plan.coercers, strict=True)

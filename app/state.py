@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.auth import Auth, create_auth
 from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
 from app.resolve import PlanCache
@@ -66,6 +67,8 @@ class ServingState:
     batcher: OfflineBatcher | None = None
     #: Background materializations started with ?async=true.
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    #: Set when auth is oidc; None (no_auth) means endpoints take no auth step.
+    auth: Auth | None = None
 
     @property
     def snapshot(self) -> RegistrySnapshot | None:
@@ -124,11 +127,19 @@ class ServingState:
             writers,
             Metrics(server.metrics),
             batcher,
+            auth=create_auth(settings, lambda: refresher.snapshot),
         )
 
     async def start(self) -> None:
-        await self.refresher.load_initial()
-        await self.store.start()
+        if self.auth is not None:  # first: a JWKS file that cannot be used stops the worker
+            await self.auth.start()
+        try:
+            await self.refresher.load_initial()
+            await self.store.start()
+        except BaseException:
+            if self.auth is not None:
+                await self.auth.stop()
+            raise
         self.refresher.start()
         if self.batcher is not None:
             self.batcher.start()
@@ -140,4 +151,6 @@ class ServingState:
         if self.batcher is not None:
             await self.batcher.stop()
         await self.refresher.stop()
+        if self.auth is not None:
+            await self.auth.stop()
         await self.store.close()

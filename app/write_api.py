@@ -103,6 +103,7 @@ async def _write_online(state: ServingState, rows: list[WriteRow]) -> None:
 
 async def push(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
+    access = await state.auth.authenticate(request) if state.auth is not None else None
     query = decode_body(_push_decoder, await read_body(request, state.limits))
     target = state.writers.push_target(query.push_source_name)
     if target is None:
@@ -114,6 +115,8 @@ async def push(request: Request) -> Response:
             f"project {state.project!r}",
             query.push_source_name,
         )
+    if access is not None:
+        access.push(query.push_source_name, query.to)
     source = target.batch_source
     assert source is not None  # a push target always has its push source's batch source
     wanted = target.columns
@@ -172,6 +175,7 @@ async def push(request: Request) -> Response:
 
 async def write_to_online_store(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
+    access = await state.auth.authenticate(request) if state.auth is not None else None
     query = decode_body(_write_decoder, await read_body(request, state.limits))
     target = state.writers.view(query.feature_view_name)
     if target is None:
@@ -182,6 +186,8 @@ async def write_to_online_store(request: Request) -> Response:
             f"feature view {query.feature_view_name!r} does not exist in project {state.project!r}",
             query.feature_view_name,
         )
+    if access is not None:
+        access.write_online(query.feature_view_name)
     count, columns = _validate(state, query.df, target.columns)
     await _write_online(state, _records(state, target, columns, count))
     return Response(b"null", media_type="application/json")

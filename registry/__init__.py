@@ -17,6 +17,16 @@ from registry.definitions import (
     RequestSource,
     on_demand_feature_view,
 )
+from registry.permissions import (
+    ALL_ACTIONS,
+    READ,
+    WRITE,
+    AllowAll,
+    AuthzedAction,
+    GroupBasedPolicy,
+    Permission,
+    RoleBasedPolicy,
+)
 from registry.types import (
     Array,
     Bool,
@@ -33,7 +43,12 @@ from registry.types import (
 )
 
 __all__ = [
+    "ALL_ACTIONS",
+    "READ",
+    "WRITE",
+    "AllowAll",
     "Array",
+    "AuthzedAction",
     "Bool",
     "Bytes",
     "Entity",
@@ -43,13 +58,16 @@ __all__ = [
     "FileSource",
     "Float32",
     "Float64",
+    "GroupBasedPolicy",
     "Int32",
     "Int64",
     "Json",
     "Map",
     "OnDemandFeatureView",
+    "Permission",
     "PushSource",
     "RequestSource",
+    "RoleBasedPolicy",
     "String",
     "UnixTimestamp",
     "ValueType",

@@ -67,6 +67,7 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
             dict(compiled.feature_services),
             placeholder,
         )
+        _diff("permission", dict(old.permissions), dict(compiled.permissions), placeholder)
         stored_before = [*old.feature_views, *_written(old)]
         stored_now = {*compiled.feature_views, *_written_odfvs(compiled.on_demand_feature_views)}
         placeholder.deleted_views = [v for v in stored_before if v not in stored_now]
@@ -86,6 +87,7 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
             feature_services=compiled.feature_services,
             on_demand_feature_views=compiled.on_demand_feature_views,
             materializations=kept,
+            permissions=compiled.permissions,
         )
 
     snapshot = registry.update(change, replace_corrupt=True)

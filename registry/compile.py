@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from registry.definitions import (
-    Definition,
     Entity,
     FeatureService,
     FeatureView,
@@ -31,7 +30,8 @@ from registry.model import (
     SourceSpec,
 )
 from registry.on_demand import compile_on_demand
-from registry.repo import RepoError
+from registry.permissions import Permission, PermissionSpec, compile_permission
+from registry.repo import RepoError, RepoObject
 from registry.types import KEY_TYPES, DType, ValueType
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.]*")
@@ -45,6 +45,7 @@ class CompiledRepo:
         self.feature_views: dict[str, FeatureViewSpec] = {}
         self.feature_services: dict[str, FeatureServiceSpec] = {}
         self.on_demand_feature_views: dict[str, OnDemandFeatureViewSpec] = {}
+        self.permissions: dict[str, PermissionSpec] = {}
 
 
 def duckdb_type_fits(dtype: str, column: str) -> bool:
@@ -92,7 +93,7 @@ def _duckdb_to_dtype(column: str) -> str | None:
 
 
 class _Compiler:
-    def __init__(self, objects: Sequence[tuple[Definition, str]], read_schema: SchemaReader):
+    def __init__(self, objects: Sequence[tuple[RepoObject, str]], read_schema: SchemaReader):
         self.objects = objects
         self.read_schema = read_schema
         self.errors: list[str] = []
@@ -112,8 +113,14 @@ class _Compiler:
 
         return fail
 
-    def unique(self, kind: str, items: list[Definition]) -> dict[str, Definition]:
-        by_name: dict[str, Definition] = {}
+    def failer_for(self, obj: object, kind: str, name: str) -> Callable[[str], None]:
+        def fail(problem: str) -> None:
+            self.fail(obj, kind, name, problem)
+
+        return fail
+
+    def unique(self, kind: str, items: list[RepoObject]) -> dict[str, RepoObject]:
+        by_name: dict[str, RepoObject] = {}
         for item in items:
             name = getattr(item, "name", "")
             if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -380,7 +387,7 @@ class _Compiler:
         )
 
     def run(self) -> CompiledRepo:
-        def of(kind: type) -> list[Definition]:
+        def of(kind: type) -> list[RepoObject]:
             return [obj for obj, _ in self.objects if isinstance(obj, kind)]
 
         compiled = CompiledRepo()
@@ -410,13 +417,19 @@ class _Compiler:
             service_spec = self.service_spec(service, readable, set(declared_views))
             if service_spec:
                 compiled.feature_services[name] = service_spec
+        for name, permission in self.unique("permission", of(Permission)).items():
+            assert isinstance(permission, Permission)
+            fail = self.failer_for(permission, "permission", name)
+            permission_spec = compile_permission(permission, fail)
+            if permission_spec:
+                compiled.permissions[name] = permission_spec
         if self.errors:
             raise RepoError("the feature repo has problems:\n  - " + "\n  - ".join(self.errors))
         return compiled
 
 
 def compile_repo(
-    objects: Sequence[tuple[Definition, str]], read_schema: SchemaReader
+    objects: Sequence[tuple[RepoObject, str]], read_schema: SchemaReader
 ) -> CompiledRepo:
     """Raise :class:`RepoError` listing every problem, or return the specs."""
     return _Compiler(objects, read_schema).run()

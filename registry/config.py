@@ -13,6 +13,8 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from registry.auth_config import AuthConfig, NoAuthConfig, with_default_auth_type
+
 CONFIG_FILE = "feature_store.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -123,6 +125,8 @@ class RepoConfig(msgspec.Struct, forbid_unknown_fields=True):
     offline_store: OfflineStoreConfig = FileOfflineStoreConfig()
     entity_key_serialization_version: int = 3
     feature_server: FeatureServerConfig = FeatureServerConfig()
+    #: Who may call the server (see registry/auth_config.py); absent means no_auth.
+    auth: AuthConfig = NoAuthConfig()
 
     @property
     def registry_config(self) -> RegistryConfig:
@@ -168,6 +172,7 @@ def parse_repo_config(raw: dict[str, Any], origin: str) -> RepoConfig:
     online = raw.get("online_store")
     if isinstance(online, dict) and "type" not in online:
         raw = {**raw, "online_store": {"type": "sqlite", **online}}
+    raw = with_default_auth_type(raw)
     try:
         config = msgspec.convert(raw, RepoConfig)
     except msgspec.ValidationError as exc:

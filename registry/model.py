@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from registry.permissions import PermissionSpec
+
 
 class FieldSpec(msgspec.Struct, frozen=True):
     name: str
@@ -129,6 +131,8 @@ class RegistrySnapshot(msgspec.Struct, frozen=True):
     feature_services: dict[str, FeatureServiceSpec] = {}
     on_demand_feature_views: dict[str, OnDemandFeatureViewSpec] = {}
     materializations: dict[str, MaterializationSpec] = {}
+    #: Who may do what to which resource; checked only when auth is on.
+    permissions: dict[str, PermissionSpec] = {}
 
 
 snapshot_encoder = msgspec.json.Encoder()

@@ -18,13 +18,16 @@ from registry.definitions import (
     PushSource,
     RequestSource,
 )
+from registry.permissions import Permission
 
 IGNORE_FILE = ".ladleignore"
 _SKIPPED_DIRS = {"__pycache__", "site-packages", "node_modules", "data"}
 _KINDS = (
     Entity, FileSource, PushSource, FeatureView, FeatureService, RequestSource,
-    OnDemandFeatureView,
+    OnDemandFeatureView, Permission,
 )  # fmt: skip
+#: What a repo file may declare.
+RepoObject = Definition | Permission
 
 
 class RepoError(Exception):
@@ -77,7 +80,7 @@ def _module_name(relative: Path) -> str:
     return ".".join(parts)
 
 
-def load_definitions(root: Path) -> list[tuple[Definition, str]]:
+def load_definitions(root: Path) -> list[tuple[RepoObject, str]]:
     """Import every repo file; return each declared object with the file it came from.
 
     An object imported into several files is listed once, under the first file.
@@ -94,7 +97,7 @@ def load_definitions(root: Path) -> list[tuple[Definition, str]]:
     # quick same-size edit would load the old definitions: compile repo files afresh.
     dont_write_bytecode = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
-    found: list[tuple[Definition, str]] = []
+    found: list[tuple[RepoObject, str]] = []
     seen: set[int] = set()
     try:
         for path, name in zip(files, names, strict=True):
