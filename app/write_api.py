@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app.errors import ApiError, decode_body
 from app.limits import check_count, read_body
 from app.on_demand import TransformationFailed
+from app.schemas import Columns
 from app.state import ServingState
 from app.writers import WriteTarget
 from stores.base import OutcomeUnknown, StoreUnavailable, WriteRow
@@ -30,7 +31,7 @@ PushMode = Literal["online", "offline", "online_and_offline"]
 
 class PushRequest(msgspec.Struct):
     push_source_name: str
-    df: dict[str, Any]
+    df: Columns
     to: PushMode = "online"
     allow_registry_cache: bool = True
     transform_on_write: bool = True
@@ -38,7 +39,7 @@ class PushRequest(msgspec.Struct):
 
 class WriteToOnlineStoreRequest(msgspec.Struct):
     feature_view_name: str
-    df: dict[str, Any]
+    df: Columns
     allow_registry_cache: bool = True
     transform_on_write: bool = True
 
