@@ -102,14 +102,22 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
             413: _TOO_LARGE,
             422: _invalid(
-                "empty", "ragged", "entity_value", "unknown_join_key", "missing_join_key",
-                "missing_request_data", "invalid_feature_reference", "duplicate_feature",
-                "name_collision", "conflict", "feature_view_offline", "too_many",
-            ),  # fmt: skip
+                "empty",
+                "ragged",
+                "entity_value",
+                "unknown_join_key",
+                "missing_join_key",
+                "missing_request_data",
+                "invalid_feature_reference",
+                "duplicate_feature",
+                "name_collision",
+                "conflict",
+                "feature_view_offline",
+                "too_many",
+            ),
             500: _server_fault("`transformation_failed`, an on-demand view's function failed"),
             503: Reply(
-                "`store_unavailable` (the online store did not answer) or "
-                "`registry_unavailable`."
+                "`store_unavailable` (the online store did not answer) or `registry_unavailable`."
             ),
         },
         GetOnlineFeaturesRequest,
@@ -281,7 +289,7 @@ def build_document() -> dict[str, Any]:
             "title": "Ladle",
             "version": _version(),
             "description": "An online feature server that speaks the Feast feature-server "
-            "HTTP JSON API. Every error has the shape `{\"detail\": [{\"type\", \"loc\", "
+            'HTTP JSON API. Every error has the shape `{"detail": [{"type", "loc", '
             '"msg", "input"}]}`.',
         },
         "paths": paths,

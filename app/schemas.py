@@ -19,7 +19,9 @@ Columns = Annotated[
 ]
 Status = Annotated[
     str,
-    msgspec.Meta(extra_json_schema={"enum": ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"]}),
+    msgspec.Meta(
+        extra_json_schema={"enum": ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"]}
+    ),
 ]
 Timestamp = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 

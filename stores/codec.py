@@ -176,9 +176,7 @@ def _map(value: Any) -> Any:
         try:
             stored = msgspec.convert(msgspec.to_builtins(dict(value)), dict[str, Any])
             _encoder.encode(stored)  # refuse what MessagePack cannot hold (ints past 64 bits)
-        except (
-            TypeError, ValueError, OverflowError, msgspec.ValidationError, msgspec.EncodeError
-        ) as exc:  # fmt: skip
+        except (TypeError, ValueError, OverflowError, msgspec.MsgspecError) as exc:
             raise ValueError(f"Map value cannot be stored: {exc}") from None
         return stored
     raise ValueError(f"expected a mapping, got {type(value).__name__}")

@@ -64,9 +64,7 @@ unix_timestamps = st.one_of(
     st.integers(timestamps.MIN_US // 10**6, timestamps.MAX_US // 10**6).map(
         lambda s: (s, timestamps.format_us(s * 10**6))
     ),
-    _datetimes.map(
-        lambda d: (d.isoformat(), timestamps.format_us(timestamps.from_datetime(d)))
-    ),
+    _datetimes.map(lambda d: (d.isoformat(), timestamps.format_us(timestamps.from_datetime(d)))),
 )
 
 _json_scalars = st.one_of(
@@ -102,7 +100,16 @@ SCALARS: dict[str, st.SearchStrategy[Pair]] = {
     "Json": st.builds(_json_pair, json_values.filter(lambda v: v is not None), st.booleans()),
     "Map": st.dictionaries(st.text(), json_values, max_size=5).map(lambda m: (m, m)),
 }
-ARRAY_ELEMENTS = ("Int32", "Int64", "Float32", "Float64", "String", "Bytes", "Bool", "UnixTimestamp")
+ARRAY_ELEMENTS = (
+    "Int32",
+    "Int64",
+    "Float32",
+    "Float64",
+    "String",
+    "Bytes",
+    "Bool",
+    "UnixTimestamp",
+)
 
 
 def _array(element: st.SearchStrategy[Pair]) -> st.SearchStrategy[Pair]:

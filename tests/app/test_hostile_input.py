@@ -77,7 +77,9 @@ async def test_invalid_utf8_is_a_422(client: httpx.AsyncClient, url: str) -> Non
         (rb'{"entities":{"driver_id":[1]},"feature_service":"\ud800\ud800\udc00"}', 49),
     ],
 )
-async def test_lone_surrogates_are_named(client: httpx.AsyncClient, body: bytes, offset: int) -> None:
+async def test_lone_surrogates_are_named(
+    client: httpx.AsyncClient, body: bytes, offset: int
+) -> None:
     """Found by fuzzing: msgspec said "Input data was truncated" for a lone surrogate."""
     detail = error(await client.post(GOF, content=body), 422, "json_invalid")
     assert detail["loc"] == ["body", offset]
@@ -171,9 +173,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
 
 @settings(max_examples=150)
 @given(case=mutated())
-def test_mutated_bodies_get_documented_errors(
-    served: SyncApp, case: tuple[str, bytes]
-) -> None:
+def test_mutated_bodies_get_documented_errors(served: SyncApp, case: tuple[str, bytes]) -> None:
     url, body = case
     if url.startswith("/materialize"):
         url += "?async=true"  # a valid mutation must not wait for a whole run

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -64,7 +63,9 @@ typed = FeatureView(
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncApp]:
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SyncApp]:
     if request.param == "sqlite":
         store: dict[str, object] = {"type": "sqlite", "path": "data/online.db"}
     else:
