@@ -30,7 +30,7 @@ class ErrorBody(msgspec.Struct):
 
 
 class ApiError(Exception):
-    """Raised anywhere on a request path; rendered as a 4xx (or 503) JSON response."""
+    """Raised anywhere on a request path; rendered as a 4xx (or 5xx) JSON response."""
 
     def __init__(
         self,

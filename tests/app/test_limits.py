@@ -10,7 +10,7 @@ import pytest
 
 from app.limits import nesting_depth, too_deep
 from registry.apply import apply_repo
-from registry.config import load_repo_config
+from registry.config import ConfigError, load_repo_config, parse_repo_config
 from tests.app.conftest import serve
 from tests.support import write_parquet, write_repo
 
@@ -134,3 +134,10 @@ async def test_nesting_depth_limit(client: httpx.AsyncClient) -> None:
 def test_nesting_depth(body: bytes, depth: int) -> None:
     assert nesting_depth(body) == depth
     assert too_deep(body, 2) is (depth > 2)
+
+
+@pytest.mark.parametrize("setting", sorted(LIMITS))
+def test_limits_must_be_positive(setting: str) -> None:
+    raw = {"project": "p", "feature_server": {"limits": {setting: 0}}}
+    with pytest.raises(ConfigError, match=f"feature_server.limits.{setting}: Expected `int` >= 1"):
+        parse_repo_config(raw, "feature_store.yaml")
