@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ from tests.support import RedisServer
 REDIS_DB = 3
 # The app reads its repo only when its lifespan starts (on the first request), so it can
 # be named here and built by the fixture below.
-REPO = Path(tempfile.mkdtemp(prefix="ladle-schemathesis-")) / "demo"
+# Only named here (nothing is created until the fixture runs).
+REPO = Path(tempfile.gettempdir()) / f"ladle-schemathesis-{uuid.uuid4().hex}" / "demo"
 schema = schemathesis.openapi.from_dict(build_document())
 schema.app = create_app(REPO)
 
