@@ -22,6 +22,7 @@ from app.health import health
 from app.logs import configure_logging
 from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
+from app.openapi import docs_page, openapi_json
 from app.overload import limit_concurrency
 from app.state import ServingState
 from app.write_api import push, write_to_online_store
@@ -95,6 +96,8 @@ def create_app(
             Route("/write-to-online-store", write_to_online_store, methods=["POST"]),
             Route("/materialize", materialize_range, methods=["POST"]),
             Route("/materialize-incremental", materialize_incremental, methods=["POST"]),
+            Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+            Route("/docs", docs_page, methods=["GET"], include_in_schema=False),
         ],
         exception_handlers={
             ApiError: _api_error,

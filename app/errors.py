@@ -30,7 +30,7 @@ class ErrorBody(msgspec.Struct):
 
 
 class ApiError(Exception):
-    """Raised anywhere on a request path; rendered as a 4xx (or 503) JSON response."""
+    """Raised anywhere on a request path; rendered as a 4xx (or 5xx) JSON response."""
 
     def __init__(
         self,
@@ -54,6 +54,7 @@ _encoder = msgspec.json.Encoder()
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _PATH_PART = re.compile(r"\.(?P<name>[^.\[]+)|\[(?P<index>\d+)\]|\[(?P<key>[^\]]*)\]")
 _BYTE = re.compile(r"\(byte (\d+)\)")
+_SURROGATE = re.compile(rb"(?P<slashes>\\+)u[dD](?P<unit>[89a-fA-F])[0-9a-fA-F]{2}")
 
 
 def _loc(path: str) -> Loc:
@@ -82,6 +83,15 @@ def from_decode_error(exc: msgspec.MsgspecError, body: bytes) -> ApiError:
         if missing:
             return ApiError(422, "missing", [*loc, missing.group(1)], "field required")
         return ApiError(422, "type_error", loc, text)
+    surrogate = _lone_surrogate(body) if "surrogate" in message or "truncated" in message else None
+    if surrogate is not None:
+        return ApiError(
+            422,
+            "json_invalid",
+            ["body", surrogate],
+            f"JSON is malformed: a lone UTF-16 surrogate escape (byte {surrogate}); "
+            "strings must be valid Unicode",
+        )
     byte = _BYTE.search(message)
     if byte:
         loc_json: Loc = ["body", int(byte.group(1))]
@@ -92,11 +102,51 @@ def from_decode_error(exc: msgspec.MsgspecError, body: bytes) -> ApiError:
     return ApiError(422, "json_invalid", loc_json, message)
 
 
+def _lone_surrogate(body: bytes) -> int | None:
+    """The byte offset of a ``\\uD800``-``\\uDFFF`` escape that is not part of a pair.
+
+    msgspec refuses them (a Python str could not be encoded again) but may call the body
+    truncated; this finds the real cause, on the error path only.
+    """
+    pending: int | None = None  # a high surrogate waiting for its low half
+    for match in _SURROGATE.finditer(body):
+        if len(match.group("slashes")) % 2 == 0:
+            continue  # an escaped backslash followed by text "uD..."
+        start = match.start() + len(match.group("slashes")) - 1
+        high = match.group("unit")[0] in b"89abAB"
+        if pending is not None:
+            if not high and start == pending + 6:
+                pending = None
+                continue
+            return pending
+        if not high:
+            return start
+        pending = start
+    return pending
+
+
+def _utf8_error(body: bytes) -> ApiError:
+    try:
+        body.decode("utf-8")
+        offset = 0
+    except UnicodeDecodeError as exc:
+        offset = exc.start
+    return ApiError(
+        422,
+        "json_invalid",
+        ["body", offset],
+        f"the body is not valid UTF-8 (byte {offset}); JSON text must be UTF-8",
+    )
+
+
 def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     """Decode a request body, turning every decode or validation error into a 422."""
     try:
         return decoder.decode(body)
     except msgspec.MsgspecError as exc:
         raise from_decode_error(exc, body) from None
+    except UnicodeDecodeError:
+        # msgspec checks UTF-8 only when it builds a str, and raises Python's own error.
+        raise _utf8_error(body) from None
     except RecursionError:
         raise ApiError(422, "too_deep", ["body"], "the JSON body is nested too deeply") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import accumulate
 
 from starlette.requests import Request
 
@@ -34,7 +35,42 @@ async def read_body(request: Request, limits: LimitsConfig) -> bytes:
             f"the request body did not arrive within {limits.body_timeout_seconds:g} s "
             "(feature_server.limits.body_timeout_seconds)",
         ) from None
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if too_deep(body, limits.max_nesting_depth):
+        raise ApiError(
+            422,
+            "too_deep",
+            ["body"],
+            f"the JSON body nests arrays and objects more than {limits.max_nesting_depth} "
+            "levels deep (feature_server.limits.max_nesting_depth)",
+        )
+    return body
+
+
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+#: Openers to +1 and closers to -1 (as signed bytes), so depth is a running sum.
+_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
+
+
+def nesting_depth(body: bytes) -> int:
+    """How deeply a JSON body nests arrays and objects (the top level is 1).
+
+    Brackets inside strings do not count: escaped backslashes and quotes are dropped,
+    then every other quote-separated piece is outside a string. Exact for valid JSON; for
+    invalid JSON an estimate, and the decoder then reports the real problem.
+    """
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    steps = memoryview(outside.translate(_STEPS, _NOT_BRACKETS)).cast("b")
+    return max(accumulate(steps), default=0)
+
+
+def too_deep(body: bytes, limit: int) -> bool:
+    """A body with no more ``[`` and ``{`` bytes than ``limit`` cannot nest deeper, so
+    the usual request costs two ``bytes.count`` calls and is not scanned."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    return nesting_depth(body) > limit
 
 
 def _too_large(limits: LimitsConfig) -> ApiError:

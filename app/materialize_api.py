@@ -66,8 +66,24 @@ def _time(text: str | None, field: str) -> int:
         raise ApiError(422, "invalid_timestamp", ["body", field], str(exc), text) from None
 
 
+_FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("true", "1", "yes")
+    """A boolean query parameter; a value that is not one is a 422, not a silent false."""
+    text = request.query_params.get(name)
+    if text is None:
+        return False
+    value = _FLAG_VALUES.get(text.lower())
+    if value is None:
+        raise ApiError(
+            422,
+            "type_error",
+            ["query", name],
+            "expected a boolean: true or false (also 1/0, yes/no)",
+            text,
+        )
+    return value
 
 
 def _views(state: ServingState, names: list[str] | None) -> list[str]:
@@ -91,7 +107,7 @@ async def _run(
     request: Request, views: list[str], end_us: int, start_us: int | None, event_time_us: int | None
 ) -> Response:
     state: ServingState = request.app.state.ladle
-    force = _flag(request, "force")
+    force, background = _flag(request, "force"), _flag(request, "async")
 
     async def job() -> object:
         started = time.perf_counter()
@@ -123,7 +139,7 @@ async def _run(
                 f"feature view {busy!r} is already being materialized; "
                 "add ?force=true to run anyway",
             )
-    if _flag(request, "async"):
+    if background:
         task: asyncio.Task[object] = asyncio.create_task(_logged(job(), views))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)

@@ -3,7 +3,8 @@
 Rows are flushed when a source's buffer reaches ``batch_size`` rows, every
 ``interval_seconds``, and on shutdown (the server's lifespan end, which SIGTERM triggers),
 so nothing acknowledged is lost by a graceful stop. A failed flush keeps its rows and is
-tried again on the next tick.
+tried again on the next tick; until one succeeds, :meth:`OfflineBatcher.failure` names
+the error, so that new pushes to that source can be refused instead of piling up.
 """
 
 from __future__ import annotations
@@ -50,12 +51,18 @@ class OfflineBatcher:
         self.batch_size = max(batch_size, 1)
         self.interval = max(interval_seconds, 0.01)
         self._pending: dict[str, _Pending] = {}
+        #: The error of each source's last flush, while it keeps failing.
+        self._failures: dict[str, Exception] = {}
         self._lock = asyncio.Lock()
         self._timer = Periodic(self.interval, self.flush)
 
     @property
     def buffered_rows(self) -> int:
         return sum(p.rows for p in self._pending.values())
+
+    def failure(self, resolved: str) -> Exception | None:
+        """Why the last write of a source's rows failed, or None if it did not."""
+        return self._failures.get(resolved)
 
     async def add(
         self,
@@ -94,6 +101,7 @@ class OfflineBatcher:
                         pending.stamps,
                     )
                 except Exception as exc:
+                    self._failures[path] = exc
                     log.warning(
                         "offline flush of %d rows to %s failed, will retry: %s",
                         pending.rows,
@@ -105,6 +113,8 @@ class OfflineBatcher:
                     if newer is not None:
                         pending.add(newer.columns, newer.stamps, newer.rows)
                     self._pending[path] = pending
+                else:
+                    self._failures.pop(path, None)
 
     def start(self) -> None:
         self._timer.start()

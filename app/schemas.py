@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+#: A columnar frame as the API takes it: column name -> one value per row. Declared as a
+#: plain mapping so that app.entities and stores.columns can name the offending column.
+Columns = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        extra_json_schema={
+            "minProperties": 1,
+            "additionalProperties": {"type": "array", "minItems": 1},
+        }
+    ),
+]
+Status = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={"enum": ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"]}
+    ),
+]
+Timestamp = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+
 
 class GetOnlineFeaturesRequest(msgspec.Struct):
-    #: Columnar entity rows: join key -> one value per row. Columns are checked by
-    #: app.entities.check_shape, which can name the offending key.
-    entities: dict[str, Any]
+    """Entity rows (join keys and request data, columnar) and the features to read."""
+
+    #: Columns are checked by app.entities.check_shape, which can name the offending key.
+    entities: Columns
     features: list[str] = []
     feature_service: str | None = None
     full_feature_names: bool = False
@@ -21,8 +41,8 @@ class FeatureVector(msgspec.Struct):
     """One output column: a value, a status and an event timestamp per entity row."""
 
     values: list[Any]
-    statuses: list[str]
-    event_timestamps: list[str]
+    statuses: list[Status]
+    event_timestamps: list[Timestamp]
 
 
 class FeatureViewMetadata(msgspec.Struct):

@@ -4,8 +4,9 @@ hypercorn's own multi-worker runner stops every worker as soon as one exits with
 so a single killed worker would take the whole server down (and its workers share one
 shutdown Event, whose lock a killed worker can die holding, freezing the others). This
 supervisor gives each worker pipes of its own, keeps the survivors serving and starts a
-replacement (with a growing delay if replacements keep failing to start). At startup it is strict instead: if a worker cannot start, the server
-stops with that worker's exit code, so a bad deployment fails fast.
+replacement (with a growing delay if replacements keep failing to start). At startup it is
+strict instead: if a worker cannot start, the server stops with that worker's exit code,
+so a bad deployment fails fast.
 
 On SIGTERM or SIGINT it stops accepting connections, lets in-flight requests finish within
 the graceful timeout, lets each worker's lifespan flush offline batches and close its

@@ -18,19 +18,20 @@ from starlette.responses import Response
 from app.errors import ApiError, decode_body
 from app.limits import check_count, read_body
 from app.on_demand import TransformationFailed
+from app.schemas import Columns
 from app.state import ServingState
 from app.writers import WriteTarget
 from stores.base import OutcomeUnknown, StoreUnavailable, WriteRow
 from stores.columns import ColumnError, ColumnSpec, validate_frame
 from stores.offline import OfflineStoreError, dtype_for_column
-from stores.offline_write import append_rows
+from stores.offline_write import OfflineStoreFull, append_rows
 
 PushMode = Literal["online", "offline", "online_and_offline"]
 
 
 class PushRequest(msgspec.Struct):
     push_source_name: str
-    df: dict[str, Any]
+    df: Columns
     to: PushMode = "online"
     allow_registry_cache: bool = True
     transform_on_write: bool = True
@@ -38,7 +39,7 @@ class PushRequest(msgspec.Struct):
 
 class WriteToOnlineStoreRequest(msgspec.Struct):
     feature_view_name: str
-    df: dict[str, Any]
+    df: Columns
     allow_registry_cache: bool = True
     transform_on_write: bool = True
 
@@ -101,6 +102,26 @@ async def _write_online(state: ServingState, rows: list[WriteRow]) -> None:
         raise ApiError(503, "store_unavailable", [], str(exc)) from None
 
 
+def _offline_failed(source: str, exc: Exception) -> ApiError:
+    """A full disk is 507 and any other offline failure 503: both are the server's, and a
+    retry may pass; the request was not applied."""
+    if isinstance(exc, OfflineStoreFull):
+        return ApiError(
+            507,
+            "offline_store_full",
+            [],
+            f"the offline store has no room for push source {source!r}; nothing of this "
+            f"request was written: {exc}",
+        )
+    return ApiError(
+        503,
+        "offline_store_unavailable",
+        [],
+        f"the offline store cannot be written for push source {source!r}; nothing of this "
+        f"request was written: {exc}",
+    )
+
+
 async def push(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
     access = await state.auth.authenticate(request) if state.auth is not None else None
@@ -147,6 +168,13 @@ async def push(request: Request) -> Response:
     }
     types = {to_source.get(n, n): t for n, t in types.items()}
     if state.batcher is not None:
+        # While the source's buffered rows cannot be written (a full disk, say), new rows
+        # are refused rather than piled up: try once more, and refuse before any write.
+        if state.batcher.failure(resolved) is not None:
+            await state.batcher.flush(resolved)
+            failure = state.batcher.failure(resolved)
+            if failure is not None:
+                raise _offline_failed(query.push_source_name, failure)
         # Online first: if it fails, nothing was buffered. Buffered rows are written by
         # the batcher (on size, on its interval, at shutdown), hence 202.
         if rows:
@@ -159,7 +187,7 @@ async def push(request: Request) -> Response:
             append_rows, resolved, source, types, offline_columns, stamps
         )
     except OfflineStoreError as exc:
-        raise ApiError(503, "offline_store_unavailable", [], str(exc)) from None
+        raise _offline_failed(query.push_source_name, exc) from None
     if rows:
         try:
             await state.store.write(rows)

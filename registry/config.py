@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -80,17 +80,23 @@ class TlsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cert: str
 
 
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """What one request may ask for; past a limit the answer is 413 or 422, never a 500."""
 
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_entity_rows: int = 10_000
-    max_features: int = 1_000
+    max_body_bytes: Positive = 16 * 1024 * 1024
+    max_entity_rows: Positive = 10_000
+    max_features: Positive = 1_000
     #: Rows of one /push or /write-to-online-store; one write is one atomic Redis script,
     #: and Redis answers no one else while it runs (about 2 us per row).
-    max_write_rows: int = 10_000
+    max_write_rows: Positive = 10_000
+    #: Arrays and objects inside each other, the body's top level counting as 1. Map and
+    #: Json values nest inside a request, so leave them room.
+    max_nesting_depth: Positive = 32
     #: Seconds a client has to send a request's body once its headers are in.
-    body_timeout_seconds: float = 30.0
+    body_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

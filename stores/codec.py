@@ -98,9 +98,25 @@ def _float_normalizer(single: bool) -> Normalizer:
 
 
 def _string(value: Any) -> Any:
-    if value is None or isinstance(value, str):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.isascii():  # isascii() is O(1); only other strings are checked
+            _check_unicode(value)
         return value
     raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def _check_unicode(text: str) -> None:
+    """Strings must be valid Unicode: a lone surrogate can be neither stored nor shown.
+
+    JSON bodies cannot carry one (the decoder refuses them); a transformation can.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        problem = f"a lone surrogate {text[exc.start]!r} at index {exc.start}"
+        raise ValueError(f"a string must be valid Unicode; it holds {problem}") from None
 
 
 def _json_text(value: Any) -> Any:
@@ -155,18 +171,31 @@ def _map(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Mapping):
-        keys, values = value.get("key"), value.get("value")
-        if set(value) == {"key", "value"} and isinstance(keys, list) and isinstance(values, list):
-            value = dict(zip(keys, values, strict=True))  # DuckDB's MAP form
         if not all(isinstance(k, str) for k in value):
             raise ValueError("Map keys must be strings")
         try:
             stored = msgspec.convert(msgspec.to_builtins(dict(value)), dict[str, Any])
             _encoder.encode(stored)  # refuse what MessagePack cannot hold (ints past 64 bits)
-        except (TypeError, OverflowError, msgspec.ValidationError, msgspec.EncodeError) as exc:
+        except (TypeError, ValueError, OverflowError, msgspec.MsgspecError) as exc:
             raise ValueError(f"Map value cannot be stored: {exc}") from None
         return stored
     raise ValueError(f"expected a mapping, got {type(value).__name__}")
+
+
+def _offline_map(value: Any) -> Any:
+    """Older DuckDB releases return a MAP as ``{"key": [...], "value": [...]}``.
+
+    Only offline reads get this reading: a client's Map that happens to have just these
+    two keys is stored as sent.
+    """
+    if isinstance(value, Mapping) and set(value) == {"key", "value"}:
+        keys, values = value["key"], value["value"]
+        if isinstance(keys, list) and isinstance(values, list) and len(keys) == len(values):
+            try:
+                value = dict(zip(keys, values, strict=True))
+            except TypeError:
+                raise ValueError("Map keys must be strings") from None
+    return _map(value)
 
 
 def _array_normalizer(element: Normalizer) -> Normalizer:
@@ -200,6 +229,11 @@ def normalizer(dtype: str) -> Normalizer:
     if dtype.startswith("Array(") and dtype.endswith(")"):
         return _array_normalizer(_SCALARS[dtype[len("Array(") : -1]])
     return _SCALARS[dtype]
+
+
+def offline_normalizer(dtype: str) -> Normalizer:
+    """As :func:`normalizer`, for values read from offline data by DuckDB."""
+    return _offline_map if dtype == "Map" else normalizer(dtype)
 
 
 # ---- read side: stored form to JSON-ready value ----------------------------------------

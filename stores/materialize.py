@@ -71,7 +71,7 @@ def view_writer(
     key_encoder = make_key_encoder(project, [(k.name, k.dtype) for k in view.join_keys])
     key_count = len(view.join_keys)
     features = [
-        (f.name, _epoch_us if f.name in epoch_features else codec.normalizer(f.dtype))
+        (f.name, _epoch_us if f.name in epoch_features else codec.offline_normalizer(f.dtype))
         for f in view.features
     ]
     key_normalizers = [codec.normalizer(k.dtype) for k in view.join_keys]

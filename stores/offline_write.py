@@ -9,7 +9,9 @@ it or none of it.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,27 @@ import duckdb
 
 from registry.model import FileSourceSpec
 from stores.offline import OfflineStoreError, _ident, file_format, pushed_location
+
+
+class OfflineStoreFull(OfflineStoreError):
+    """The disk (or a quota, or a file size limit) has no room for the new file.
+
+    A server fault that passes once space is freed: the request may be retried.
+    """
+
+
+_OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+#: DuckDB reports an OS error as text, with ``"errno":"28"`` in it.
+_DUCKDB_ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')
+
+
+def out_of_space(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in _OUT_OF_SPACE
+    found = _DUCKDB_ERRNO.search(str(exc))
+    if found:
+        return int(found.group(1)) in _OUT_OF_SPACE
+    return any(os.strerror(code) in str(exc) for code in _OUT_OF_SPACE)
 
 
 def append_rows(
@@ -40,7 +63,6 @@ def append_rows(
             f"source {source.name!r} has no column(s) {', '.join(map(repr, unknown))}"
         )
     folder, _ = pushed_location(resolved)
-    folder.mkdir(parents=True, exist_ok=True)
     names = list(column_types)
     staged = {n: "BIGINT" if n in timestamp_columns else column_types[n] for n in names}
     count = len(next(iter(columns.values())))
@@ -66,6 +88,7 @@ def append_rows(
     temporary = folder / f".{final.name}.tmp"
     con = duckdb.connect(":memory:")
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         con.execute("SET TimeZone='UTC'")
         con.execute(
             "CREATE TABLE staged (" + ", ".join(f"{_ident(n)} {t}" for n, t in staged.items()) + ")"
@@ -81,7 +104,8 @@ def append_rows(
         os.replace(temporary, final)
     except (duckdb.Error, OSError) as exc:
         temporary.unlink(missing_ok=True)
-        raise OfflineStoreError(f"cannot append to source {source.name!r}: {exc}") from None
+        kind = OfflineStoreFull if out_of_space(exc) else OfflineStoreError
+        raise kind(f"cannot append to source {source.name!r}: {exc}") from None
     finally:
         con.close()
     return final

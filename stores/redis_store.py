@@ -26,7 +26,18 @@ from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, Wr
 from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_command
 
 # KEYS[i] pairs with ARGV[3i-1..3i+1] = view, event_ts_us, record; ARGV[1] = key TTL seconds.
+# A stored record is the MessagePack array [event_ts_us, {...}]: its event time is read from
+# the bytes after the array header. Redis's cmsgpack cannot decode the whole record (it has
+# no `bin` type, which Bytes values use), and need not.
 _WRITE_SCRIPT = """
+local int_formats = {[0xcc] = '>I1', [0xcd] = '>I2', [0xce] = '>I4', [0xcf] = '>I8',
+                     [0xd0] = '>i1', [0xd1] = '>i2', [0xd2] = '>i4', [0xd3] = '>i8'}
+local function event_ts(record)
+  local tag = string.byte(record, 2)
+  if tag <= 0x7f then return tag end
+  if tag >= 0xe0 then return tag - 256 end
+  return (struct.unpack(int_formats[tag], record, 3))
+end
 local ttl = tonumber(ARGV[1])
 local written = 0
 for i, key in ipairs(KEYS) do
@@ -34,7 +45,7 @@ for i, key in ipairs(KEYS) do
   local ts = tonumber(ARGV[3 * i])
   local record = ARGV[3 * i + 1]
   local current = redis.call('HGET', key, view)
-  if (not current) or cmsgpack.unpack(current)[1] <= ts then
+  if (not current) or event_ts(current) <= ts then
     redis.call('HSET', key, view, record)
     written = written + 1
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end

@@ -37,19 +37,26 @@ def now_us() -> int:
 
 
 def from_datetime(value: datetime) -> int:
-    """A naive datetime is taken as UTC, as Feast does. Always within years 1-9999."""
+    """A naive datetime is taken as UTC, as Feast does.
+
+    Range-checked: an offset can move a time at the edge of years 1-9999 out of them
+    (``9999-12-31T23:59:59-01:00`` is in year 10000 UTC), and such a time could be
+    neither shown as RFC 3339 nor replaced by a newer write.
+    """
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return check_range((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def parse(text: str) -> int:
     """Parse ISO 8601 / RFC 3339 text; no offset means UTC. Raises ValueError."""
     try:
-        return from_datetime(datetime.fromisoformat(text))  # the common forms, in C
+        parsed = datetime.fromisoformat(text)  # the common forms, in C
     except ValueError:
         pass
+    else:
+        return _in_range(parsed, text)
     candidate = text.strip()
     if candidate.endswith(("Z", "z")):
         candidate = candidate[:-1] + "+00:00"
@@ -61,9 +68,17 @@ def parse(text: str) -> int:
         if end - dot - 1 > 6:  # datetime keeps microseconds; drop nanoseconds
             candidate = candidate[: dot + 7] + candidate[end:]
     try:
-        return from_datetime(datetime.fromisoformat(candidate))
+        parsed = datetime.fromisoformat(candidate)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp") from None
+    return _in_range(parsed, text)
+
+
+def _in_range(parsed: datetime, text: str) -> int:
+    try:
+        return from_datetime(parsed)
+    except ValueError:
+        raise ValueError(f"{text!r} is outside years 1-9999 (in UTC)") from None
 
 
 def format_us(us: int) -> str:

@@ -4,8 +4,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support import RedisServer
+
+# Property tests keep no example database in the checkout, and their example counts are
+# set per test, small enough that the suite stays fast.
+settings.register_profile("ladle", database=None, deadline=None)
+settings.load_profile("ladle")
 
 
 @pytest.fixture(scope="session")

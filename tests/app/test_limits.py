@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.limits import nesting_depth, too_deep
 from registry.apply import apply_repo
-from registry.config import load_repo_config
+from registry.config import ConfigError, load_repo_config, parse_repo_config
 from tests.app.conftest import serve
 from tests.support import write_parquet, write_repo
 
@@ -22,7 +23,13 @@ trips = FeatureView(name="trips", entities=[driver],
                             Field(name="third", dtype=Int64)],
                     source=PushSource(name="trips_push", batch_source=source))
 """
-LIMITS = {"max_body_bytes": 300_000, "max_entity_rows": 3, "max_features": 2, "max_write_rows": 2}
+LIMITS = {
+    "max_body_bytes": 300_000,
+    "max_entity_rows": 3,
+    "max_features": 2,
+    "max_write_rows": 2,
+    "max_nesting_depth": 6,
+}
 
 
 @pytest.fixture
@@ -88,4 +95,49 @@ async def test_limits(client: httpx.AsyncClient) -> None:
 async def test_deep_nesting_is_a_422(client: httpx.AsyncClient) -> None:
     deep = b'{"entities":{"driver_id":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
     response = await client.post("/get-online-features", content=deep)
-    await expect(response, 422, "too_deep")
+    await expect(response, 422, "too_deep", "max_nesting_depth")
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_nesting_depth_limit(client: httpx.AsyncClient) -> None:
+    """The body's top level is depth 1; an extra df column is ignored online."""
+    body = push(1)
+    body["df"]["extra"] = [nested(3)]  # type: ignore[index]  # depth 1 + 1 + 1 + 3 = 6
+    assert (await client.post("/push", json=body)).status_code == 200
+    body["df"]["extra"] = [nested(4)]  # type: ignore[index]
+    await expect(await client.post("/push", json=body), 422, "too_deep", "max_nesting_depth")
+    # Brackets inside strings are not nesting, however many.
+    body["df"]["extra"] = ['[{"\\' * 50]  # type: ignore[index]
+    assert (await client.post("/push", json=body)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (b"", 0),
+        (b"1", 0),
+        (b"{}", 1),
+        (b'{"a":[[1],[2,[3]]]}', 4),
+        (b'{"a":"[[[[{{"}', 1),
+        (rb'{"a":"\"[[[["}', 1),  # an escaped quote does not end the string
+        (rb'{"a":"\\", "b":[[1]]}', 3),  # an escaped backslash does not escape the quote
+        (rb'{"a":"\\\"[[", "b":[[1]]}', 3),
+        (b"[" * 40, 40),  # invalid JSON still gets a depth; the decoder reports the rest
+    ],
+)
+def test_nesting_depth(body: bytes, depth: int) -> None:
+    assert nesting_depth(body) == depth
+    assert too_deep(body, 2) is (depth > 2)
+
+
+@pytest.mark.parametrize("setting", sorted(LIMITS))
+def test_limits_must_be_positive(setting: str) -> None:
+    raw = {"project": "p", "feature_server": {"limits": {setting: 0}}}
+    with pytest.raises(ConfigError, match=f"feature_server.limits.{setting}: Expected `int` >= 1"):
+        parse_repo_config(raw, "feature_store.yaml")

@@ -68,6 +68,23 @@ async def test_newer_event_wins(store: OnlineStore) -> None:
     assert decoded((await store.read([ReadBatch([b"k"], ["v"])]))[0][0][0]) == (200, {"a": "newer"})
 
 
+@pytest.mark.parametrize(
+    "ts", [0, 5, -1, -33, 200, -200, 70_000, -70_000, 2**33, -(2**33), 1795248000123456]
+)
+async def test_records_of_every_value_form_can_be_replaced(store: OnlineStore, ts: int) -> None:
+    """Redis's Lua cmsgpack cannot decode `bin` (Bytes values): the write script used to
+    fail on replacing such a record. Event times of every MessagePack int width."""
+    values = {"b": b"\x00\xff" * 200, "f": 1.5, "m": {"k": [1, None]}, "s": "é" * 40}
+    await store.write([row(b"k", "v", ts, **values)])
+    assert await store.write([row(b"k", "v", ts - 1, **values, n=0)]) == 0  # older: kept
+    assert await store.write([row(b"k", "v", ts, **values, n=1)]) == 1  # equal: replaced
+    assert await store.write([row(b"k", "v", ts + 1, **values, n=2)]) == 1
+    assert decoded((await store.read([ReadBatch([b"k"], ["v"])]))[0][0][0]) == (
+        ts + 1,
+        {**values, "n": 2},
+    )
+
+
 async def test_concurrent_writers_keep_the_newest(store: OnlineStore) -> None:
     writes = [store.write([row(b"k", "v", ts, a=ts)]) for ts in range(1, 201)]
     import random
