@@ -19,7 +19,6 @@ from app.access_log import with_access_log
 from app.artifacts import load_static_artifacts
 from app.errors import ApiError
 from app.health import health
-from app.logs import configure_logging
 from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
 from app.openapi import docs_page, openapi_json
@@ -32,6 +31,9 @@ log = logging.getLogger("ladle.app")
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    state: ServingState | None = getattr(request.app.state, "ladle", None)
+    if state is not None and state.metrics.request:
+        state.metrics.error(exc.status, exc.details[0].type)
     return Response(exc.body(), exc.status, headers=exc.headers, media_type="application/json")
 
 
@@ -48,6 +50,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    state: ServingState | None = getattr(request.app.state, "ladle", None)
+    if state is not None and state.metrics.request:
+        state.metrics.error(500, "internal_error")
     body = ApiError(500, "internal_error", [], "internal server error").body()
     return Response(body, 500, media_type="application/json")
 
@@ -77,7 +82,6 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = ServingState.from_repo(repo, registry_ttl_sec)
         options = serve_options.resolve({}, state.settings.config.feature_server)
-        configure_logging(options.log_level)
         load_static_artifacts(state.settings.root, app)
         await state.start()
         app.state.ladle = state

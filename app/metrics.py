@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from registry.config import MetricsConfig
 
@@ -67,6 +67,38 @@ class _Families:
             "Materialization time per view",
             ["feature_view"],
         )
+        self.errors = Counter(
+            "ladle_errors_total",
+            "Error responses by status and error type (the `type` of the JSON error body)",
+            ["status", "type"],
+        )
+        self.store_seconds = Histogram(
+            "ladle_online_store_seconds",
+            "Time spent in the online store per request, by operation",
+            ["operation"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2),
+        )
+        self.freshness = Gauge(
+            "feast_feature_freshness_seconds",
+            "Seconds since the end of the feature view's most recent materialization",
+            ["feature_view", "project"],
+            multiprocess_mode="livemostrecent",
+        )
+        self.cpu = Gauge(
+            "feast_feature_server_cpu_usage",
+            "CPU used by the worker process, in percent of one core, over the last sample",
+            multiprocess_mode="liveall",
+        )
+        self.memory = Gauge(
+            "feast_feature_server_memory_usage",
+            "Resident memory of the worker process, in percent of the machine's memory",
+            multiprocess_mode="liveall",
+        )
+        self.resident_bytes = Gauge(
+            "ladle_process_resident_memory_bytes",
+            "Resident memory of the worker process, in bytes",
+            multiprocess_mode="liveall",
+        )
         self.transformation_errors = Counter(
             "ladle_transformation_errors_total",
             "On-demand feature view transformations that failed",
@@ -111,6 +143,25 @@ class Metrics:
         if self.materialization_on and self._f:
             self._f.materializations.labels(view, "success" if ok else "failure").inc()
             self._f.materialization_seconds.labels(view).observe(seconds)
+
+    def error(self, status: int, type: str) -> None:
+        if self.request and self._f:
+            self._f.errors.labels(str(status), type).inc()
+
+    def store_time(self, operation: str, seconds: float) -> None:
+        if self._f:
+            self._f.store_seconds.labels(operation).observe(seconds)
+
+    def freshness(self, project: str, ends_us: dict[str, int], now_us: int) -> None:
+        if self._f:
+            for view, end_us in ends_us.items():
+                self._f.freshness.labels(view, project).set(max(0, now_us - end_us) / 1e6)
+
+    def process(self, cpu_percent: float, resident_bytes: int, memory_percent: float) -> None:
+        if self._f:
+            self._f.cpu.set(cpu_percent)
+            self._f.resident_bytes.set(resident_bytes)
+            self._f.memory.set(memory_percent)
 
     def transformation_failed(self, view: str) -> None:
         if self.transformations and self._f:

@@ -10,6 +10,7 @@ from pathlib import Path
 from app.auth import Auth, create_auth
 from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
+from app.process_sampler import ProcessSampler
 from app.resolve import PlanCache
 from app.transformations import load_transformations
 from app.writers import WriterCache
@@ -21,6 +22,7 @@ from stores.base import OnlineStore
 from stores.factory import create_online_store
 from stores.offline import FileOfflineStore
 from stores.offline_write import append_rows
+from stores.timed import TimedStore
 
 REPO_ENV = "LADLE_REPO"
 REGISTRY_TTL_ENV = "LADLE_REGISTRY_TTL_SEC"
@@ -65,6 +67,8 @@ class ServingState:
     metrics: Metrics = field(default_factory=lambda: Metrics(MetricsConfig()))
     #: Set when feature_server.offline_push_batching_enabled is on.
     batcher: OfflineBatcher | None = None
+    #: CPU, memory and freshness gauges, sampled while metrics are on.
+    sampler: ProcessSampler | None = None
     #: Background materializations started with ?async=true.
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
     #: Set when auth is oidc; None (no_auth) means endpoints take no auth step.
@@ -117,15 +121,19 @@ class ServingState:
             if server.offline_push_batching_enabled
             else None
         )
+        metrics = Metrics(server.metrics)
+        store = create_online_store(settings)
+        if metrics.enabled:
+            store = TimedStore(store, metrics.store_time)
         return cls(
             settings,
-            create_online_store(settings),
+            store,
             offline,
             registry,
             refresher,
             plans,
             writers,
-            Metrics(server.metrics),
+            metrics,
             batcher,
             auth=create_auth(settings, lambda: refresher.snapshot),
         )
@@ -143,6 +151,10 @@ class ServingState:
         self.refresher.start()
         if self.batcher is not None:
             self.batcher.start()
+        if self.metrics.enabled:
+            self.sampler = ProcessSampler(self.metrics, self.project, lambda: self.snapshot)
+            await self.sampler.sample()
+            self.sampler.start()
 
     async def stop(self) -> None:
         """Let background materializations finish, then close everything."""
@@ -151,6 +163,8 @@ class ServingState:
         if self.batcher is not None:
             await self.batcher.stop()
         await self.refresher.stop()
+        if self.sampler is not None:
+            await self.sampler.stop()
         if self.auth is not None:
             await self.auth.stop()
         await self.store.close()

@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from app import lifecycle
+from app.logs import configure_logging
 
 log = logging.getLogger("ladle.server")
 
@@ -60,6 +61,7 @@ def _worker_main(config: Any, sockets: Any, control: Connection, ready: Connecti
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import load_application
 
+    configure_logging(config.loglevel)
     lifecycle.use_ready_signal(_ReadySignal(ready))
     app = load_application(config.application_path, config.wsgi_max_body_size)
 

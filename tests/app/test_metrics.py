@@ -94,6 +94,24 @@ def test_metrics_from_two_workers_add_up(tmp_path: Path) -> None:
         == 30
     )
     assert re.search(r'feast_feature_server_request_total\{endpoint="/health"', text) is None
+    # Errors by type, store time, and the sampled gauges (one per live worker).
+    assert sample(text, "ladle_errors_total", status="422", type="empty") == 3
+    assert sample(text, "ladle_online_store_seconds_count", operation="read") == 30
+    cpu = re.findall(r'^feast_feature_server_cpu_usage\{pid="\d+"\} (\S+)$', text, re.M)
+    memory = re.findall(r'^ladle_process_resident_memory_bytes\{pid="\d+"\} (\S+)$', text, re.M)
+    assert len(cpu) == 2 and len(memory) == 2
+    assert all(20e6 < float(value) < 2e9 for value in memory)
+    assert 0 < sample(text, "feast_feature_server_memory_usage", pid=_first_pid(text)) < 100
+    freshness = sample(
+        text, "feast_feature_freshness_seconds", feature_view="driver_hourly_stats", project="demo"
+    )
+    assert 0 <= freshness < 120  # materialized up to "now" a moment ago
+
+
+def _first_pid(text: str) -> str:
+    match = re.search(r'^feast_feature_server_memory_usage\{pid="(\d+)"\}', text, re.M)
+    assert match, "no memory gauge"
+    return match.group(1)
 
 
 async def test_transformation_failures_are_counted(tmp_path: Path) -> None:
