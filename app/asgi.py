@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from app.artifacts import load_static_artifacts
 from app.errors import ApiError
-from app.health import health
+from app.health import health, ready
 from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
 from app.state import ServingState
@@ -75,6 +75,7 @@ def create_app(
         routes=[
             Route("/get-online-features", get_online_features, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/push", push, methods=["POST"]),
             Route("/write-to-online-store", write_to_online_store, methods=["POST"]),
             Route("/materialize", materialize_range, methods=["POST"]),

@@ -11,8 +11,9 @@ from pathlib import Path
 from app.scaffold import init_repo
 from app.server import ServeOptions, serve
 from registry.apply import apply_repo
+from registry.backend import RegistryError
 from registry.config import ConfigError, RepoSettings, load_repo_config
-from registry.file_registry import FileRegistry, RegistryError
+from registry.factory import open_registry
 from registry.repo import RepoError
 from stores import timestamps
 from stores.base import StoreUnavailable
@@ -54,7 +55,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    report = apply_repo(settings)
+    report = asyncio.run(apply_repo(settings))
     for line in report.created:
         print(f"Created {line}")
     for line in report.updated:
@@ -65,7 +66,8 @@ def cmd_apply(args: argparse.Namespace) -> None:
         print("No changes.")
     if report.deleted_views:
         asyncio.run(_drop_views(settings, report.deleted_views))
-    print(f"Registry version {report.snapshot.version} written to {settings.registry_path}")
+    where = open_registry(settings).describe()  # no password: it names a sql registry
+    print(f"Registry version {report.snapshot.version} written to {where}")
 
 
 async def _drop_views(settings: RepoSettings, views: list[str]) -> None:
@@ -94,10 +96,11 @@ async def _materialize(
     settings: RepoSettings, views: Sequence[str] | None, end_us: int, start_us: int | None
 ) -> list[ViewResult]:
     store = create_online_store(settings)
-    await store.start()
+    registry = open_registry(settings)
     try:
+        await store.start()
         return await materialize(
-            FileRegistry(settings.registry_path),
+            registry,
             FileOfflineStore(settings.root),
             store,
             views,
@@ -107,6 +110,7 @@ async def _materialize(
         )
     finally:
         await store.close()
+        await registry.close()
 
 
 def _report(results: list[ViewResult]) -> None:

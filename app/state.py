@@ -10,13 +10,15 @@ from pathlib import Path
 from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
 from app.resolve import PlanCache
+from app.startup import startup_retry_seconds, with_retries
 from app.transformations import load_transformations
 from app.writers import WriterCache
+from registry.backend import RegistryBackend, RegistryUnavailable
 from registry.config import LimitsConfig, MetricsConfig, RepoSettings, load_repo_config
-from registry.file_registry import FileRegistry
+from registry.factory import open_registry
 from registry.model import RegistrySnapshot
 from registry.refresh import RegistryRefresher
-from stores.base import OnlineStore
+from stores.base import OnlineStore, StoreUnavailable
 from stores.factory import create_online_store
 from stores.offline import FileOfflineStore
 from stores.offline_write import append_rows
@@ -57,7 +59,7 @@ class ServingState:
     settings: RepoSettings
     store: OnlineStore
     offline: FileOfflineStore
-    registry: FileRegistry
+    registry: RegistryBackend
     refresher: RegistryRefresher
     plans: PlanCache
     writers: WriterCache
@@ -100,7 +102,7 @@ class ServingState:
             writers.reset(snapshot, transformations)
             served[0] = definitions
 
-        registry = FileRegistry(settings.registry_path)
+        registry = open_registry(settings)
         refresher = RegistryRefresher(
             registry, registry_interval(settings, registry_ttl_sec), on_change=on_change
         )
@@ -127,8 +129,22 @@ class ServingState:
         )
 
     async def start(self) -> None:
-        await self.refresher.load_initial()
-        await self.store.start()
+        """Load the registry and open the store, each tried again for a bounded time if
+        it cannot be reached; then start the background upkeep."""
+        budget = startup_retry_seconds()
+        try:
+            await with_retries(
+                f"loading the registry from {self.registry.describe()}",
+                self.refresher.load_initial,
+                (RegistryUnavailable,),
+                budget,
+            )
+            await with_retries(
+                "opening the online store", self.store.start, (StoreUnavailable,), budget
+            )
+        except BaseException:
+            await self.registry.close()
+            raise
         self.refresher.start()
         if self.batcher is not None:
             self.batcher.start()
@@ -141,3 +157,4 @@ class ServingState:
             await self.batcher.stop()
         await self.refresher.stop()
         await self.store.close()
+        await self.registry.close()

@@ -117,7 +117,7 @@ async def build_repo(root: Path, online_store: dict[str, object]) -> Path:
     write_repo(root, DEFINITIONS, online_store=online_store)
     _write_data(root)
     settings = load_repo_config(root)
-    apply_repo(settings)
+    await apply_repo(settings)
     store = create_online_store(settings)
     await store.start()
     try:

@@ -45,7 +45,7 @@ def make_repo(
         root / "data/trips.parquet",
         "SELECT 1::BIGINT AS driver_id, 0::BIGINT AS count, TIMESTAMP '2026-01-01' AS ts",
     )
-    apply_repo(load_repo_config(root))
+    asyncio.run(apply_repo(load_repo_config(root)))
     return root
 
 
