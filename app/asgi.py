@@ -21,6 +21,8 @@ from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
 from app.state import ServingState
 from app.write_api import push, write_to_online_store
+from registry.backend import RegistryError
+from stores.base import StoreUnavailable
 
 log = logging.getLogger("ladle.app")
 
@@ -60,7 +62,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = ServingState.from_repo(repo, registry_ttl_sec)
         load_static_artifacts(state.settings.root, app)
-        await state.start()
+        try:
+            await state.start()
+        except (RegistryError, StoreUnavailable) as exc:
+            log.error("cannot start serving: %s", exc)  # one clear line above the traceback
+            raise
         app.state.ladle = state
         if state.metrics.request and app.middleware_stack is not None:
             # Wrapped only when on: with request metrics off, requests take no extra step.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.metrics import METRICS_DIR_ENV, METRICS_ENABLED_ENV
-from app.startup import check_registry
+from app.startup import preflight
 from app.state import REGISTRY_TTL_ENV, REPO_ENV
 from registry.config import load_repo_config
 
@@ -38,7 +38,7 @@ def serve(repo: Path, options: ServeOptions) -> int:
     from hypercorn.run import run
 
     settings = load_repo_config(repo)
-    check_registry(settings)  # fail fast, before any worker starts
+    preflight(settings)  # fail fast, before any worker starts
     os.environ[REPO_ENV] = str(settings.root)
     if options.registry_ttl_sec is not None:
         os.environ[REGISTRY_TTL_ENV] = str(options.registry_ttl_sec)

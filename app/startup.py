@@ -18,6 +18,8 @@ from typing import TypeVar
 from registry.backend import RegistryUnavailable
 from registry.config import ConfigError, RepoSettings
 from registry.factory import open_registry
+from stores.base import StoreUnavailable
+from stores.factory import create_online_store
 
 T = TypeVar("T")
 
@@ -66,7 +68,7 @@ async def with_retries(
                     raise
                 waited = time.monotonic() - started
                 raise type(exc)(
-                    f"{exc} (gave up after {attempts} attempts over {waited:.1f}s)"
+                    f"{str(exc).rstrip('.')} (gave up after {attempts} attempts over {waited:.1f}s)"
                 ) from None
             wait = min(pause, remaining)
             log.warning("%s failed, trying again in %.2fs: %s", what, wait, exc)
@@ -74,20 +76,27 @@ async def with_retries(
             pause = min(pause * 2, MAX_PAUSE_SECONDS)
 
 
-def check_registry(settings: RepoSettings) -> None:
-    """Load the repo's registry once, with the startup retries; raise RegistryError (or
-    ConfigError) if it cannot be served. For ``ladle serve``, before any worker starts."""
+def preflight(settings: RepoSettings) -> None:
+    """For ``ladle serve``, before any worker starts: load the registry and reach the
+    online store, with the startup retries. Raises RegistryError, StoreUnavailable or
+    ConfigError with a message fit for the command line."""
 
     async def check() -> None:
+        budget = startup_retry_seconds()
         registry = open_registry(settings)
         try:
             await with_retries(
-                "loading the registry",
+                f"loading the registry from {registry.describe()}",
                 registry.load,
                 (RegistryUnavailable,),
-                startup_retry_seconds(),
+                budget,
             )
         finally:
             await registry.close()
+        store = create_online_store(settings)
+        try:
+            await with_retries("opening the online store", store.start, (StoreUnavailable,), budget)
+        finally:
+            await store.close()
 
     asyncio.run(check())

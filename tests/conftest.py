@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RedisServer
+from tests.support import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,25 @@ def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[
         return {"type": "sqlite", "path": "data/online.db"}
     conn = request.getfixturevalue("redis_conn")
     return {"type": "redis", "connection_string": conn}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL cluster for the session; each test takes a new database."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL (with password) of a new empty database; the server is running again
+    afterwards even if the test stopped it."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        if not postgres_server.running:
+            postgres_server.start()
