@@ -42,9 +42,16 @@ class FileRegistry:
         """Changes whenever the file is replaced; raises RegistryError if it is gone."""
         try:
             st = os.stat(self.path)
+        except FileNotFoundError:
+            raise self._missing() from None
         except OSError as exc:
             raise RegistryError(f"registry {self.path}: {exc.strerror}") from None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _missing(self) -> RegistryError:
+        return RegistryError(
+            f"registry {self.path} does not exist; run `ladle apply` in the feature repo"
+        )
 
     async def load(self) -> RegistrySnapshot:
         return self.read()
@@ -53,9 +60,7 @@ class FileRegistry:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            raise RegistryError(
-                f"registry {self.path} does not exist; run `ladle apply` in the feature repo"
-            ) from None
+            raise self._missing() from None
         except OSError as exc:
             raise RegistryError(f"registry {self.path}: {exc.strerror}") from None
         try:
