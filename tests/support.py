@@ -104,7 +104,10 @@ def write_repo(
 def run_cli(
     *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # This checkout's code, even when the venv's editable install points at another one.
+    checkout = str(Path(__file__).resolve().parents[1])
+    python_path = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
     ladle = Path(sys.executable).parent / "ladle"  # the one installed next to this Python
     result = subprocess.run(
         [str(ladle), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
