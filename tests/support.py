@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,11 +12,15 @@ import sys
 import tempfile
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import yaml
+
+if TYPE_CHECKING:
+    from registry.apply import ApplyReport
 
 
 def free_port() -> int:
@@ -210,3 +215,12 @@ class PostgresServer:
             with contextlib.suppress(RuntimeError):
                 self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def apply_now(root: Path) -> ApplyReport:
+    """`ladle apply` in this process, from sync code or from inside an event loop."""
+    from registry.apply import apply_repo
+    from registry.config import load_repo_config
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, apply_repo(load_repo_config(root))).result()
