@@ -83,12 +83,15 @@ class SqlRegistry:
         return f"registry {self.describe()} (project {self.project!r})"
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(
-            self._url,
-            timeout=self.timeout,
-            command_timeout=self.timeout,
-            server_settings={"application_name": "ladle"},
-        )
+        try:
+            return await asyncpg.connect(
+                self._url,
+                timeout=self.timeout,
+                command_timeout=self.timeout,
+                server_settings={"application_name": "ladle"},
+            )
+        except (ValueError, TypeError) as exc:  # asyncpg's URL checks; waiting won't help
+            raise RegistryError(self._failure("has an unusable URL", exc)) from None
 
     async def _run(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run ``op`` on the shared connection, opening it if needed; a connection that

@@ -95,6 +95,10 @@ async def test_sql_registry_down_while_serving_then_back(
         for _ in range(3):  # keeps answering while the registry stays down
             await asyncio.sleep(0.1)
             await assert_degraded(client, 2, "cannot be reached")
+        materialize = await client.post("/materialize-incremental", json={"end_ts": "2030-01-01"})
+        assert materialize.status_code == 503
+        assert materialize.json()["detail"][0]["type"] == "registry_unavailable"
+        assert PostgresServer.PASSWORD not in materialize.text
 
         postgres_server.start()
         await eventually(_is, client, "ready")

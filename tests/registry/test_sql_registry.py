@@ -258,6 +258,25 @@ async def test_wrong_password_is_an_error_not_worth_retrying(
     await registry.close()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:Secr3tPw@127.0.0.1:notaport/db",
+        "postgresql://u:Secr3tPw@127.0.0.1:5/db?sslmode=bogus",
+    ],
+)
+async def test_unusable_url_is_an_error_not_worth_retrying(url: str) -> None:
+    registry = SqlRegistry(url, "demo", timeout=2)
+    with pytest.raises(RegistryError) as info:
+        await registry.load()
+    assert not isinstance(info.value, RegistryUnavailable)
+    assert "has an unusable URL" in str(info.value)
+    assert "Secr3tPw" not in str(info.value) and "u:***@" in str(info.value)
+    with pytest.raises(RegistryError, match="unusable URL"):
+        async with registry.view_lock("stats"):
+            pass
+
+
 async def test_server_restart_drops_the_connection_and_the_next_call_reconnects(
     postgres_server: PostgresServer, pg_url: str
 ) -> None:
