@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import stat
@@ -295,3 +296,19 @@ def test_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
     os.chmod(path, 0o640)
     registry.update_sync(replace_with(snapshot()))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+async def test_async_update_waits_for_the_lock_without_blocking_the_loop(tmp_path: Path) -> None:
+    registry = FileRegistry(tmp_path / "registry.db")
+    registry.update_sync(replace_with(snapshot()))
+    ticks = 0
+    with registry._locked():  # held as another process would hold it
+        task = asyncio.create_task(registry.update(mark("late")))
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            ticks += 1  # the loop keeps running while the update waits
+        assert not task.done()
+    written = await task
+    assert ticks == 5
+    assert written.version == 2
+    assert "late" in registry.read().materializations
