@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import time
 from pathlib import Path
@@ -327,8 +328,9 @@ async def test_refresh_loads_only_when_the_version_changed(pg_url: str) -> None:
 
 
 async def test_refresh_keeps_the_last_good_version_while_the_server_is_down(
-    postgres_server: PostgresServer, pg_url: str
+    postgres_server: PostgresServer, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ladle")
     writer = SqlRegistry(pg_url, "demo")
     reader = SqlRegistry(pg_url, "demo", timeout=2)
     installed: list[int] = []
@@ -346,6 +348,10 @@ async def test_refresh_keeps_the_last_good_version_while_the_server_is_down(
         assert await refresher.check() is True
         assert refresher.problem is None
         assert installed == [1, 2]
+        logged = [r.getMessage() for r in caplog.records]
+        assert any("registry refresh failed, serving version 1" in m for m in logged)
+        assert any("is readable again" in m for m in logged)
+        assert not any(PostgresServer.PASSWORD in m for m in logged)
     finally:
         await writer.close()
         await reader.close()
