@@ -18,13 +18,15 @@ from app import lifecycle, serve_options
 from app.access_log import with_access_log
 from app.artifacts import load_static_artifacts
 from app.errors import ApiError
-from app.health import health
+from app.health import health, ready
 from app.materialize_api import materialize_incremental, materialize_range
 from app.online_features import get_online_features
 from app.openapi import docs_page, openapi_json
 from app.overload import limit_concurrency
 from app.state import ServingState
 from app.write_api import push, write_to_online_store
+from registry.backend import RegistryError
+from stores.base import StoreUnavailable
 
 log = logging.getLogger("ladle.app")
 
@@ -83,7 +85,11 @@ def create_app(
         state = ServingState.from_repo(repo, registry_ttl_sec)
         options = serve_options.resolve({}, state.settings.config.feature_server)
         load_static_artifacts(state.settings.root, app)
-        await state.start()
+        try:
+            await state.start()
+        except (RegistryError, StoreUnavailable) as exc:
+            log.error("cannot start serving: %s", exc)  # one clear line above the traceback
+            raise
         app.state.ladle = state
         _wrap(app, state, options)
         lifecycle.signal_ready()
@@ -96,6 +102,7 @@ def create_app(
         routes=[
             Route("/get-online-features", get_online_features, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/push", push, methods=["POST"]),
             Route("/write-to-online-store", write_to_online_store, methods=["POST"]),
             Route("/materialize", materialize_range, methods=["POST"]),

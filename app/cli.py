@@ -12,8 +12,9 @@ from app import serve_options
 from app.scaffold import init_repo
 from app.server import serve
 from registry.apply import apply_repo
+from registry.backend import RegistryError
 from registry.config import ConfigError, RepoSettings, load_repo_config
-from registry.file_registry import FileRegistry, RegistryError
+from registry.factory import open_registry
 from registry.repo import RepoError
 from stores import timestamps
 from stores.base import StoreUnavailable
@@ -55,7 +56,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    report = apply_repo(settings)
+    report = asyncio.run(apply_repo(settings))
     for line in report.created:
         print(f"Created {line}")
     for line in report.updated:
@@ -66,7 +67,8 @@ def cmd_apply(args: argparse.Namespace) -> None:
         print("No changes.")
     if report.deleted_views:
         asyncio.run(_drop_views(settings, report.deleted_views))
-    print(f"Registry version {report.snapshot.version} written to {settings.registry_path}")
+    where = open_registry(settings).describe()  # no password: it names a sql registry
+    print(f"Registry version {report.snapshot.version} written to {where}")
 
 
 async def _drop_views(settings: RepoSettings, views: list[str]) -> None:
@@ -95,10 +97,11 @@ async def _materialize(
     settings: RepoSettings, views: Sequence[str] | None, end_us: int, start_us: int | None
 ) -> list[ViewResult]:
     store = create_online_store(settings)
-    await store.start()
+    registry = open_registry(settings)
     try:
+        await store.start()
         return await materialize(
-            FileRegistry(settings.registry_path),
+            registry,
             FileOfflineStore(settings.root),
             store,
             views,
@@ -108,6 +111,7 @@ async def _materialize(
         )
     finally:
         await store.close()
+        await registry.close()
 
 
 def _report(results: list[ViewResult]) -> None:

@@ -1,22 +1,101 @@
-"""GET /health: 200 with an empty body (as Feast) when the registry is loaded and the
-online store answers; 503 with the reason otherwise."""
+"""GET /health (liveness, Feast's) and GET /ready (readiness, with a status body).
+
+Both say "not serving" (503) when no registry is loaded or the online store does not
+answer: then no read can succeed. A registry that cannot be re-read (file corrupt or
+deleted, PostgreSQL down) while the last good version keeps serving is *degraded*, not
+down: both answer 200 and say so in a JSON body, so a readiness probe does not pull every
+pod out of service because the registry backend blinked. /health keeps Feast's empty body
+while all is well.
+"""
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.errors import ApiError
+from app.errors import ErrorBody, ErrorDetail
 from app.state import ServingState
 from stores.base import StoreUnavailable
 
 
-async def health(request: Request) -> Response:
-    state: ServingState = request.app.state.ladle
-    if state.snapshot is None:
-        raise ApiError(503, "registry_unavailable", [], "the registry is not loaded")
+class RegistryStatus(msgspec.Struct):
+    #: The version being served; None before the first load.
+    version: int | None
+    #: Why the registry could not be checked or loaded lately; None while it can.
+    problem: str | None = None
+    #: Seconds since the problem began: how stale the served version may be.
+    stale_seconds: float | None = None
+
+
+class StoreStatus(msgspec.Struct):
+    problem: str | None = None
+
+
+class Status(msgspec.Struct):
+    #: "ready", "degraded" (serving, but the registry cannot be refreshed) or "unavailable".
+    status: str
+    registry: RegistryStatus
+    online_store: StoreStatus
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def _status(request: Request) -> Status:
+    state: ServingState | None = getattr(request.app.state, "ladle", None)
+    if state is None:
+        return Status(
+            "unavailable",
+            RegistryStatus(None, "the server is starting"),
+            StoreStatus("the server is starting"),
+        )
+    refresher = state.refresher
+    stale = refresher.problem_seconds
+    registry = RegistryStatus(
+        version=state.snapshot.version if state.snapshot else None,
+        problem=refresher.problem
+        if state.snapshot
+        else (refresher.problem or "the registry is not loaded"),
+        stale_seconds=round(stale, 3) if stale is not None and state.snapshot else None,
+    )
+    store = StoreStatus()
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
-        raise ApiError(503, "store_unavailable", [], str(exc)) from None
-    return Response(status_code=200)
+        store.problem = str(exc)
+    if state.snapshot is None or store.problem is not None:
+        status = "unavailable"
+    else:
+        status = "degraded" if registry.problem else "ready"
+    return Status(status, registry, store)
+
+
+def _json(body: object, status_code: int) -> Response:
+    return Response(_encoder.encode(body), status_code, media_type="application/json")
+
+
+async def ready(request: Request) -> Response:
+    """200 while reads can be answered (ready or degraded), 503 otherwise."""
+    status = await _status(request)
+    return _json(status, 503 if status.status == "unavailable" else 200)
+
+
+async def health(request: Request) -> Response:
+    """Feast's answer (200, empty body) when all is well; 503 with the error shape when no
+    read can succeed; 200 with the status body when serving a registry that is stale."""
+    status = await _status(request)
+    if status.status == "ready":
+        return Response(status_code=200)
+    if status.status == "degraded":
+        return _json(status, 200)
+    details: list[ErrorDetail] = []
+    if status.registry.version is None:
+        details.append(
+            ErrorDetail("registry_unavailable", [], status.registry.problem or "not loaded")
+        )
+    if status.online_store.problem is not None:
+        details.append(ErrorDetail("store_unavailable", [], status.online_store.problem))
+    if status.registry.version is not None and status.registry.problem is not None:
+        details.append(ErrorDetail("registry_stale", [], status.registry.problem))
+    return _json(ErrorBody(details), 503)

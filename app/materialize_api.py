@@ -17,13 +17,13 @@ from starlette.responses import Response
 from app.errors import ApiError, decode_body
 from app.limits import read_body
 from app.state import ServingState
+from registry.backend import RegistryError, ViewLocked
 from stores import timestamps
 from stores.base import StoreUnavailable
 from stores.materialize import (
     MaterializationInProgress,
     MaterializeError,
     materialize,
-    view_lock,
 )
 from stores.offline import OfflineStoreError
 
@@ -130,7 +130,7 @@ async def _run(
                 state.metrics.materialized(view, ok, time.perf_counter() - started)
 
     if not force:
-        busy = _busy(state, views)
+        busy = await _busy(state, views)
         if busy:
             raise ApiError(
                 409,
@@ -154,16 +154,20 @@ async def _run(
         ) from None
     except (StoreUnavailable, OfflineStoreError, MaterializeError) as exc:
         raise ApiError(503, "materialization_failed", [], str(exc)) from None
+    except RegistryError as exc:
+        raise ApiError(503, "registry_unavailable", [], str(exc)) from None
     return Response(b"null", media_type="application/json")
 
 
-def _busy(state: ServingState, views: list[str]) -> str | None:
+async def _busy(state: ServingState, views: list[str]) -> str | None:
     for view in views:
         try:
-            with view_lock(state.registry.path.parent, view):
+            async with state.registry.view_lock(view):
                 pass
-        except MaterializationInProgress:
+        except ViewLocked:
             return view
+        except RegistryError as exc:
+            raise ApiError(503, "registry_unavailable", [], str(exc)) from None
     return None
 
 

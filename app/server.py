@@ -10,10 +10,10 @@ from typing import Any
 from app.logs import configure_logging
 from app.metrics import METRICS_DIR_ENV, METRICS_ENABLED_ENV
 from app.serve_options import ENVIRONMENT, ServeOptions, effective_workers
+from app.startup import preflight
 from app.state import REPO_ENV
 from app.supervisor import Supervisor
 from registry.config import load_repo_config
-from registry.file_registry import FileRegistry
 
 
 def hypercorn_config(options: ServeOptions) -> Any:
@@ -47,7 +47,7 @@ def hypercorn_config(options: ServeOptions) -> Any:
 def serve(repo: Path, options: ServeOptions) -> int:
     """Check the repo, then start the workers; returns the exit code."""
     settings = load_repo_config(repo)
-    FileRegistry(settings.registry_path).read()  # fail fast, before any worker starts
+    preflight(settings)  # fail fast, before any worker starts
     configure_logging(options.log_level)
     # Workers read these: the command line's choices reach them like any other setting.
     os.environ[REPO_ENV] = str(settings.root)

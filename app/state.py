@@ -12,13 +12,15 @@ from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
 from app.process_sampler import ProcessSampler
 from app.resolve import PlanCache
+from app.startup import startup_retry_seconds, with_retries
 from app.transformations import load_transformations
 from app.writers import WriterCache
+from registry.backend import RegistryBackend, RegistryUnavailable
 from registry.config import LimitsConfig, MetricsConfig, RepoSettings, load_repo_config
-from registry.file_registry import FileRegistry
+from registry.factory import open_registry
 from registry.model import RegistrySnapshot
 from registry.refresh import RegistryRefresher
-from stores.base import OnlineStore
+from stores.base import OnlineStore, StoreUnavailable
 from stores.factory import create_online_store
 from stores.offline import FileOfflineStore
 from stores.offline_write import append_rows
@@ -60,7 +62,7 @@ class ServingState:
     settings: RepoSettings
     store: OnlineStore
     offline: FileOfflineStore
-    registry: FileRegistry
+    registry: RegistryBackend
     refresher: RegistryRefresher
     plans: PlanCache
     writers: WriterCache
@@ -107,7 +109,7 @@ class ServingState:
             writers.reset(snapshot, transformations)
             served[0] = definitions
 
-        registry = FileRegistry(settings.registry_path)
+        registry = open_registry(settings)
         refresher = RegistryRefresher(
             registry, registry_interval(settings, registry_ttl_sec), on_change=on_change
         )
@@ -139,12 +141,23 @@ class ServingState:
         )
 
     async def start(self) -> None:
+        """Load the registry and open the store, each tried again for a bounded time if
+        it cannot be reached; then start the background upkeep."""
         if self.auth is not None:  # first: a JWKS file that cannot be used stops the worker
             await self.auth.start()
+        budget = startup_retry_seconds()
         try:
-            await self.refresher.load_initial()
-            await self.store.start()
+            await with_retries(
+                f"loading the registry from {self.registry.describe()}",
+                self.refresher.load_initial,
+                (RegistryUnavailable,),
+                budget,
+            )
+            await with_retries(
+                "opening the online store", self.store.start, (StoreUnavailable,), budget
+            )
         except BaseException:
+            await self.registry.close()
             if self.auth is not None:
                 await self.auth.stop()
             raise
@@ -168,3 +181,4 @@ class ServingState:
         if self.auth is not None:
             await self.auth.stop()
         await self.store.close()
+        await self.registry.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from registry.compile import compile_repo
+from registry.backend import RegistryBackend
+from registry.compile import CompiledRepo, compile_repo
 from registry.config import RepoSettings
-from registry.file_registry import FileRegistry
+from registry.factory import open_registry
 from registry.model import OnDemandFeatureViewSpec, RegistrySnapshot
 from registry.repo import load_definitions
 from stores.offline import FileOfflineStore
@@ -40,11 +41,29 @@ def _written(snapshot: RegistrySnapshot) -> list[str]:
     return _written_odfvs(snapshot.on_demand_feature_views)
 
 
-def apply_repo(settings: RepoSettings) -> ApplyReport:
-    """Raise RepoError on any problem; otherwise replace the registry and report changes."""
+async def apply_repo(
+    settings: RepoSettings, registry: RegistryBackend | None = None
+) -> ApplyReport:
+    """Raise RepoError on any problem; otherwise replace the registry and report changes.
+
+    The repo is checked before the registry is touched; the write itself is one atomic
+    update, so a concurrent apply or materialization record is never lost. Without a
+    ``registry``, the repo's own is opened and closed again.
+    """
     offline = FileOfflineStore(settings.root)
     compiled = compile_repo(load_definitions(settings.root), offline.describe)
-    registry = FileRegistry(settings.registry_path)
+    if registry is not None:
+        return await _write(settings, compiled, registry)
+    backend = open_registry(settings)
+    try:
+        return await _write(settings, compiled, backend)
+    finally:
+        await backend.close()
+
+
+async def _write(
+    settings: RepoSettings, compiled: CompiledRepo, registry: RegistryBackend
+) -> ApplyReport:
     project = settings.config.project
     holder: list[ApplyReport] = []
 
@@ -90,7 +109,7 @@ def apply_repo(settings: RepoSettings) -> ApplyReport:
             permissions=compiled.permissions,
         )
 
-    snapshot = registry.update(change, replace_corrupt=True)
+    snapshot = await registry.update(change, replace_corrupt=True)
     report = holder[-1]
     report.snapshot = snapshot
     return report

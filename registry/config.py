@@ -14,6 +14,7 @@ import msgspec
 import yaml
 
 from registry.auth_config import AuthConfig, NoAuthConfig, with_default_auth_type
+from registry.dsn import DsnError, normalize
 
 CONFIG_FILE = "feature_store.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -53,8 +54,9 @@ OfflineStoreConfig = FileOfflineStoreConfig | DuckDBOfflineStoreConfig
 
 
 class RegistryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: The file (relative to the repo), or for ``sql`` a ``postgresql://`` URL.
     path: str = "data/registry.db"
-    registry_type: Literal["file"] = "file"
+    registry_type: Literal["file", "sql"] = "file"
     #: How often servers check the registry for a new version, in seconds.
     cache_ttl_seconds: float = 5.0
 
@@ -187,6 +189,12 @@ def parse_repo_config(raw: dict[str, Any], origin: str) -> RepoConfig:
         raise ConfigError(
             f"{origin}: project: {config.project!r} may hold only letters, digits and underscores"
         )
+    registry = config.registry_config
+    if registry.registry_type == "sql":
+        try:
+            normalize(registry.path)
+        except DsnError as exc:  # its message holds no password
+            raise ConfigError(f"{origin}: registry.path: {exc}") from None
     return config
 
 

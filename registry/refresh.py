@@ -8,21 +8,14 @@ good snapshot serving and is logged once per distinct problem.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from typing import Protocol
 
+from registry.backend import RegistryBackend
 from registry.model import RegistrySnapshot
 from registry.periodic import Periodic
 
 log = logging.getLogger("ladle.registry")
-
-
-class RegistryBackend(Protocol):
-    def describe(self) -> str: ...
-
-    async def token(self) -> object: ...
-
-    async def load(self) -> RegistrySnapshot: ...
 
 
 class RegistryRefresher:
@@ -38,10 +31,19 @@ class RegistryRefresher:
         self.snapshot: RegistrySnapshot | None = None
         #: The reason the last check failed, or None while the registry is healthy.
         self.problem: str | None = None
+        #: time.monotonic() when the current problem began.
+        self.problem_since: float | None = None
         self._token: object = None
         #: The change token of a snapshot that on_change refused (kept until the next one).
         self._refused: object = None
         self._timer = Periodic(self.interval, self.check)
+
+    @property
+    def problem_seconds(self) -> float | None:
+        """How long the registry has been failing, while it is."""
+        if self.problem_since is None:
+            return None
+        return time.monotonic() - self.problem_since
 
     async def load_initial(self) -> RegistrySnapshot:
         """Load once at startup; errors propagate so that startup fails fast."""
@@ -82,6 +84,8 @@ class RegistryRefresher:
                     self.snapshot.version if self.snapshot else None,
                     problem,
                 )
+            if self.problem is None:
+                self.problem_since = time.monotonic()
             self.problem = problem
             return False
         self._token = token
@@ -97,6 +101,7 @@ class RegistryRefresher:
         if self.problem is not None:
             log.info("registry %s is readable again", self.backend.describe())
             self.problem = None
+            self.problem_since = None
 
     def start(self) -> None:
         self._timer.start()

@@ -7,16 +7,13 @@ store's batched write path, so memory stays flat whatever the source size.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import msgspec
 
-from registry.file_registry import FileRegistry
+from registry.backend import RegistryBackend, ViewLocked
 from registry.model import FeatureViewSpec, MaterializationSpec, PushSourceSpec, RegistrySnapshot
 from stores import codec, timestamps
 from stores.base import OnlineStore, WriteRow
@@ -162,29 +159,6 @@ async def materialize_view(
     return result
 
 
-@contextmanager
-def view_lock(folder: Path, view: str, force: bool = False) -> Iterator[None]:
-    """Hold a view's materialization lock, shared by every process of the repo.
-
-    Raises :class:`MaterializationInProgress` if another run holds it, unless ``force``.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f".materialize-{view}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not force:
-                raise MaterializationInProgress(
-                    f"feature view {view!r} is already being materialized"
-                ) from None
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def select_views(snapshot: RegistrySnapshot, names: Sequence[str] | None) -> list[FeatureViewSpec]:
     if names:
         unknown = [n for n in names if n not in snapshot.feature_views]
@@ -208,7 +182,7 @@ def incremental_start(snapshot: RegistrySnapshot, view: FeatureViewSpec, end_us:
 
 
 async def materialize(
-    registry: FileRegistry,
+    registry: RegistryBackend,
     offline: FileOfflineStore,
     online: OnlineStore,
     view_names: Sequence[str] | None,
@@ -228,7 +202,7 @@ async def materialize(
         raise MaterializeError(
             f"start {timestamps.format_us(start_us)} is after end {timestamps.format_us(end_us)}"
         )
-    snapshot = registry.read()
+    snapshot = await registry.load()
     views = select_views(snapshot, view_names)
     results: list[ViewResult] = []
     try:
@@ -236,22 +210,25 @@ async def materialize(
             start = start_us if start_us is not None else incremental_start(snapshot, view, end_us)
             if start > end_us:
                 continue
-            with view_lock(registry.path.parent, view.name, force):
-                results.append(
-                    await materialize_view(
-                        snapshot.project,
-                        view,
-                        offline,
-                        online,
-                        start,
-                        end_us,
-                        progress,
-                        event_time_us,
+            try:
+                async with registry.view_lock(view.name, force):
+                    results.append(
+                        await materialize_view(
+                            snapshot.project,
+                            view,
+                            offline,
+                            online,
+                            start,
+                            end_us,
+                            progress,
+                            event_time_us,
+                        )
                     )
-                )
+            except ViewLocked as exc:
+                raise MaterializationInProgress(str(exc)) from None
     finally:
         if results:
-            registry.update(_recorder(results))
+            await registry.update(_recorder(results))
     return results
 
 

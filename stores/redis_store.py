@@ -22,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from registry.dsn import redact
 from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
 from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_command
 
@@ -124,8 +125,9 @@ class RedisOnlineStore(OnlineStore):
         self._packed_views: dict[tuple[str, ...], bytes] = {}
 
     def describe(self) -> str:
+        """Where the store is, without its password (which a redis:// URL may hold)."""
         kw = self._kwargs
-        return kw.get("url") or f"{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+        return redact(kw["url"]) if "url" in kw else f"{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
 
     async def start(self) -> None:
         common: dict[str, Any] = {

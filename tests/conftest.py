@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.support import RedisServer
+from tests.support import PostgresServer, RedisServer
 
 # Property tests keep no example database in the checkout, and their example counts are
 # set per test, small enough that the suite stays fast.
@@ -43,3 +43,25 @@ def online_store_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[
         return {"type": "sqlite", "path": "data/online.db"}
     conn = request.getfixturevalue("redis_conn")
     return {"type": "redis", "connection_string": conn}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL cluster for the session; each test takes a new database."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL (with password) of a new empty database; the server is running again
+    afterwards even if the test stopped it."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        if not postgres_server.running:
+            postgres_server.start()

@@ -13,7 +13,7 @@ import redis
 from app import create_app
 from registry.apply import apply_repo
 from registry.config import load_repo_config
-from registry.file_registry import FileRegistry
+from registry.factory import open_registry
 from stores.factory import create_online_store
 from stores.materialize import materialize
 from stores.offline import FileOfflineStore
@@ -113,19 +113,24 @@ def _write_data(root: Path) -> None:
     )
 
 
-async def build_repo(root: Path, online_store: dict[str, object]) -> Path:
-    write_repo(root, DEFINITIONS, online_store=online_store)
+async def build_repo(
+    root: Path, online_store: dict[str, object], registry: dict[str, object] | None = None
+) -> Path:
+    """Write, apply and materialize the repo; ``registry`` is its config (default: a file)."""
+    write_repo(
+        root, DEFINITIONS, online_store=online_store, extra_config={"registry": registry or {}}
+    )
     _write_data(root)
     settings = load_repo_config(root)
-    apply_repo(settings)
+    await apply_repo(settings)
     store = create_online_store(settings)
+    backend = open_registry(settings)
     await store.start()
     try:
-        await materialize(
-            FileRegistry(settings.registry_path), FileOfflineStore(root), store, None, now_us(), 0
-        )
+        await materialize(backend, FileOfflineStore(root), store, None, now_us(), 0)
     finally:
         await store.close()
+        await backend.close()
     return root
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from stores.materialize import view_lock
+from registry.file_registry import file_view_lock as view_lock
 from tests.support import RedisServer, free_port, run_cli, wait_for_port
 
 REQUEST = {

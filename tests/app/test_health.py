@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from app.asgi import _api_error
 from app.errors import ApiError
-from app.health import health
+from app.health import health, ready
 from app.state import ServingState
 from tests.app.conftest import build_repo, serve
 from tests.support import RedisServer, write_repo
@@ -59,11 +59,23 @@ async def test_health_without_registry_snapshot(tmp_path: Path) -> None:
     write_repo(tmp_path, DEFS)
     state = ServingState.from_repo(tmp_path, None)
     assert state.snapshot is None  # never loaded: the route must say so
-    app = Starlette(routes=[Route("/health", health)], exception_handlers={ApiError: _api_error})
+    app = Starlette(
+        routes=[Route("/health", health), Route("/ready", ready)],
+        exception_handlers={ApiError: _api_error},
+    )
     app.state.ladle = state
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as client:
         response = await client.get("/health")
+        not_ready = await client.get("/ready")
     assert response.status_code == 503
     assert response.json()["detail"][0]["type"] == "registry_unavailable"
+    assert not_ready.status_code == 503
+    body = not_ready.json()
+    assert body["status"] == "unavailable"
+    assert body["registry"] == {
+        "version": None,
+        "problem": "the registry is not loaded",
+        "stale_seconds": None,
+    }

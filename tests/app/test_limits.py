@@ -41,7 +41,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         "1::BIGINT AS count, 1::BIGINT AS other, 1::BIGINT AS third, "
         "TIMESTAMP '2026-01-01' AS ts",
     )
-    apply_repo(load_repo_config(tmp_path))
+    await apply_repo(load_repo_config(tmp_path))
     async for c in serve(tmp_path):
         yield c
 

@@ -13,8 +13,8 @@ import pytest
 from registry.apply import apply_repo
 from registry.config import load_repo_config
 from registry.file_registry import FileRegistry
+from registry.file_registry import file_view_lock as view_lock
 from stores import timestamps
-from stores.materialize import view_lock
 from tests.app.conftest import serve
 from tests.support import write_parquet, write_repo
 
@@ -40,7 +40,7 @@ READ = {"entities": {"driver_id": [1]}, "features": ["trips:count"]}
 def repo(tmp_path: Path, online_store_config: dict[str, object]) -> Path:
     write_repo(tmp_path, DEFS, online_store=online_store_config)
     write_parquet(tmp_path / "data/trips.parquet", DATA)
-    apply_repo(load_repo_config(tmp_path))
+    asyncio.run(apply_repo(load_repo_config(tmp_path)))
     return tmp_path
 
 

@@ -12,10 +12,8 @@ from typing import Any
 import duckdb
 import httpx
 
-from registry.apply import apply_repo
-from registry.config import load_repo_config
 from tests.app.conftest import serve
-from tests.support import free_port, wait_for_port, write_parquet, write_repo
+from tests.support import apply_now, free_port, wait_for_port, write_parquet, write_repo
 
 DEFS = """
 from registry import Entity, FeatureView, Field, FileSource, Int64, PushSource, ValueType
@@ -45,7 +43,7 @@ def make_repo(
         root / "data/trips.parquet",
         "SELECT 1::BIGINT AS driver_id, 0::BIGINT AS count, TIMESTAMP '2026-01-01' AS ts",
     )
-    apply_repo(load_repo_config(root))
+    apply_now(root)
     return root
 
 

@@ -18,7 +18,7 @@ from registry.apply import apply_repo
 from registry.config import load_repo_config
 from registry.repo import RepoError
 from tests.app.conftest import serve
-from tests.support import free_port, run_cli, write_parquet, write_repo
+from tests.support import apply_now, free_port, run_cli, write_parquet, write_repo
 
 DEFS = """
 from datetime import timedelta
@@ -91,7 +91,7 @@ def make_repo(root: Path, online_store: dict[str, object], artifacts: str = ARTI
     write_repo(root, DEFS, online_store=online_store)
     (root / "static_artifacts.py").write_text(artifacts)
     write_parquet(root / "data/stats.parquet", DATA)
-    apply_repo(load_repo_config(root))
+    apply_now(root)
     run_cli("materialize", "2025-01-01T00:00:00", "2027-01-01T00:00:00", "-v", "stats", cwd=root)
     return root
 
@@ -285,7 +285,7 @@ def shadowing(inputs):
     )
     write_parquet(tmp_path / "data/stats.parquet", DATA)
     with pytest.raises(RepoError) as info:
-        apply_repo(load_repo_config(tmp_path))
+        asyncio.run(apply_repo(load_repo_config(tmp_path)))
     message = str(info.value)
     assert "on-demand feature view 'pandas_mode' (features.py): mode 'pandas'" in message
     assert "on-demand feature view 'shadowing' (features.py): output 'rate'" in message

@@ -26,7 +26,7 @@ driver_extra = FeatureView(name="driver_extra", entities=[driver],
                            schema=[Field(name="rating", dtype=Float64)], source=profile_source)
 """
         )
-        apply_repo(load_repo_config(root))
+        await apply_repo(load_repo_config(root))
         for _ in range(100):
             response = await client.post(URL, json=request)
             if response.status_code == 200:

@@ -86,7 +86,7 @@ class Capture:
 async def _demo(root: Path) -> Path:
     init_repo(root)
     settings = load_repo_config(root)
-    apply_repo(settings)
+    await apply_repo(settings)
     store = create_online_store(settings)
     await store.start()
     try:

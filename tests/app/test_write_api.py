@@ -64,7 +64,7 @@ async def client(
     from registry.apply import apply_repo
     from registry.config import load_repo_config
 
-    apply_repo(load_repo_config(tmp_path))
+    await apply_repo(load_repo_config(tmp_path))
     async for c in serve(tmp_path):
         c.headers["x-repo"] = str(tmp_path)
         yield c
@@ -220,7 +220,7 @@ async def test_offline_push_follows_field_mapping(tmp_path: Path) -> None:
     from registry.apply import apply_repo
     from registry.config import load_repo_config
 
-    apply_repo(load_repo_config(tmp_path))
+    await apply_repo(load_repo_config(tmp_path))
     async for client in serve(tmp_path):
         df = frame([1002], trips=[42], note=["n"], meta=[{"a": "b"}])
         push = {"push_source_name": "stats_push", "df": df, "to": "offline"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from pathlib import Path
 
@@ -70,6 +71,6 @@ def write_file(root: Path, relative: str, text: str) -> Path:
 def apply_error(settings: RepoSettings) -> str:
     """Apply a repo that must fail; check that nothing was written and return the message."""
     with pytest.raises(RepoError) as info:
-        apply_repo(settings)
+        asyncio.run(apply_repo(settings))
     assert not settings.registry_path.exists()
     return str(info.value)

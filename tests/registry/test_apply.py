@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -59,7 +60,7 @@ activity = FeatureService(
 
 def test_valid_repo_is_written_with_every_object(tmp_path: Path) -> None:
     settings = make_repo(tmp_path, FULL_REPO)
-    report = apply_repo(settings)
+    report = asyncio.run(apply_repo(settings))
     snapshot = report.snapshot
 
     assert snapshot.project == "test_project"
@@ -164,7 +165,7 @@ keyed = FeatureView(name="keyed", entities=[small, big, named, raw, "wide"], sou
                     schema=[Field(name="wide_id", dtype=Int32), Field(name="value", dtype=Float64)])
 """,
     )
-    view = apply_repo(settings).snapshot.feature_views["keyed"]
+    view = asyncio.run(apply_repo(settings)).snapshot.feature_views["keyed"]
     assert view.entities == ["small", "big", "named", "raw", "wide"]
     assert view.join_keys == [
         FieldSpec("small_id", "Int64"),  # an integer column: keys are stored as Int64
@@ -188,7 +189,7 @@ view = FeatureView(name="view", entities=[driver], source=renamed,
                            Field(name="home_city", dtype=String)])
 """,
     )
-    view = apply_repo(settings).snapshot.feature_views["view"]
+    view = asyncio.run(apply_repo(settings)).snapshot.feature_views["view"]
     assert [f.name for f in view.features] == ["daily_trips", "home_city"]
     assert isinstance(view.source, FileSourceSpec)
     assert view.source.field_mapping == {"trips": "daily_trips", "city": "home_city"}
@@ -213,7 +214,7 @@ rides_view = FeatureView(name="rides", entities=[driver], source=rides,
                          schema=[Field(name="distance", dtype=Float64)])
 """,
     )
-    view = apply_repo(settings).snapshot.feature_views["rides"]
+    view = asyncio.run(apply_repo(settings)).snapshot.feature_views["rides"]
     assert isinstance(view.source, FileSourceSpec)
     assert view.source.file_format == "csv"
     assert [f.name for f in view.features] == ["distance"]
@@ -237,7 +238,7 @@ counts = FeatureView(name="counts", entities=[driver], source=parts,
                      schema=[Field(name="n", dtype=Int64)])
 """,
     )
-    assert "counts" in apply_repo(settings).snapshot.feature_views
+    assert "counts" in asyncio.run(apply_repo(settings)).snapshot.feature_views
 
 
 def test_definitions_spread_over_files_and_packages(tmp_path: Path) -> None:
@@ -271,7 +272,7 @@ def test_definitions_spread_over_files_and_packages(tmp_path: Path) -> None:
         svc = FeatureService(name="svc", features=[driver_stats])
         """,
     )
-    snapshot = apply_repo(settings).snapshot
+    snapshot = asyncio.run(apply_repo(settings)).snapshot
     assert list(snapshot.entities) == ["driver"]
     assert list(snapshot.feature_views) == ["driver_stats"]
     assert snapshot.feature_services["svc"].projections == [
@@ -288,9 +289,9 @@ view = FeatureView(name="view", entities=[driver], source=stats,
                    schema=[Field(name="trips", dtype=Int64)])
 """,
     )
-    first = apply_repo(settings)
-    second = apply_repo(settings)
-    third = apply_repo(settings)
+    first = asyncio.run(apply_repo(settings))
+    second = asyncio.run(apply_repo(settings))
+    third = asyncio.run(apply_repo(settings))
     assert [first.snapshot.version, second.snapshot.version, third.snapshot.version] == [1, 2, 3]
     assert FileRegistry(settings.registry_path).read().version == 3
     # Unchanged definitions: nothing created, updated or deleted.
@@ -311,7 +312,7 @@ gone = FeatureView(name="gone", entities=[driver], source=stats,
 svc = FeatureService(name="svc", features=[gone])
 """,
     )
-    apply_repo(settings)
+    asyncio.run(apply_repo(settings))
     (tmp_path / "features.py").write_text(
         BASE
         + """
@@ -321,7 +322,7 @@ added = FeatureView(name="added", entities=[driver], source=stats,
                     schema=[Field(name="active", dtype=Bool)])
 """
     )
-    report = apply_repo(settings)
+    report = asyncio.run(apply_repo(settings))
     assert report.snapshot.version == 2
     assert sorted(report.snapshot.feature_views) == ["added", "keep"]
     assert report.snapshot.feature_views["keep"].ttl_seconds == 7 * 86400.0
@@ -348,9 +349,11 @@ view = FeatureView(name="view", entities=[driver], source=stats, ttl=timedelta(d
 """
     )
     settings = make_repo(tmp_path, template.replace("TTL", "1"))
-    assert apply_repo(settings).snapshot.feature_views["view"].ttl_seconds == 86400.0
+    assert asyncio.run(apply_repo(settings)).snapshot.feature_views["view"].ttl_seconds == 86400.0
     (tmp_path / "features.py").write_text(template.replace("TTL", "2"))
-    assert apply_repo(settings).snapshot.feature_views["view"].ttl_seconds == 2 * 86400.0
+    assert (
+        asyncio.run(apply_repo(settings)).snapshot.feature_views["view"].ttl_seconds == 2 * 86400.0
+    )
 
 
 def test_ladleignore_and_default_skips(tmp_path: Path) -> None:
@@ -399,7 +402,7 @@ view = FeatureView(name="view", entities=[driver], source=stats,
         keep/ignored_*.py
         """,
     )
-    snapshot = apply_repo(settings).snapshot
+    snapshot = asyncio.run(apply_repo(settings)).snapshot
     assert sorted(snapshot.entities) == ["driver", "rider"]
 
 
@@ -420,10 +423,10 @@ view = FeatureView(name="view", entities=[driver], source=stats,
 """
     )
     settings = make_repo(tmp_path, good)
-    before = apply_repo(settings).snapshot
+    before = asyncio.run(apply_repo(settings)).snapshot
     (tmp_path / "features.py").write_text(good.replace('"trips"', '"no_such_column"'))
     with pytest.raises(RepoError, match="no_such_column"):
-        apply_repo(settings)
+        asyncio.run(apply_repo(settings))
     assert FileRegistry(settings.registry_path).read() == before
 
 
@@ -440,7 +443,7 @@ removed = FeatureView(name="removed", entities=[driver], source=stats,
 """
     )
     settings = make_repo(tmp_path, defs)
-    apply_repo(settings)
+    asyncio.run(apply_repo(settings))
     registry = FileRegistry(settings.registry_path)
     window = MaterializationSpec(start_us=1, end_us=2)
 
@@ -449,10 +452,10 @@ removed = FeatureView(name="removed", entities=[driver], source=stats,
         windows = {name: window for name in current.feature_views}
         return msgspec.structs.replace(current, materializations=windows)
 
-    registry.update(record)
+    registry.update_sync(record)
     edited = defs.replace('"city", dtype=String', '"city", dtype=String, description="where"')
     (tmp_path / "features.py").write_text(edited.split("removed =")[0])
-    snapshot = apply_repo(settings).snapshot
+    snapshot = asyncio.run(apply_repo(settings)).snapshot
     assert snapshot.version == 3
     assert snapshot.materializations == {"same": window}
 
@@ -466,10 +469,10 @@ view = FeatureView(name="view", entities=[driver], source=stats,
 """
     )
     settings = make_repo(tmp_path, defs)
-    first = apply_repo(settings)
+    first = asyncio.run(apply_repo(settings))
     assert first.snapshot.project == "test_project"
     other = make_repo(tmp_path, defs, project="other_project")
-    report = apply_repo(other)
+    report = asyncio.run(apply_repo(other))
     assert report.snapshot.project == "other_project"
     assert report.snapshot.version == 2  # versions never go back for readers
     assert "feature view view" in report.created
@@ -478,11 +481,11 @@ view = FeatureView(name="view", entities=[driver], source=stats,
 
 def test_apply_replaces_a_corrupt_registry(tmp_path: Path) -> None:
     settings = make_repo(tmp_path, FULL_REPO)
-    apply_repo(settings)
+    asyncio.run(apply_repo(settings))
     settings.registry_path.write_text("{truncated")
     with pytest.raises(Exception, match="corrupt"):
         FileRegistry(settings.registry_path).read()
-    report = apply_repo(settings)
+    report = asyncio.run(apply_repo(settings))
     assert report.snapshot.version == 1
     assert FileRegistry(settings.registry_path).read().feature_views.keys() == {
         "driver_stats",

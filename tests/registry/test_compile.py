@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -297,7 +298,7 @@ def test_single_feature_projection_by_string(tmp_path: Path) -> None:
     settings = make_repo(
         tmp_path, VIEW + 'svc = FeatureService(name="svc", features=[view["trips"]])\n'
     )
-    service = apply_repo(settings).snapshot.feature_services["svc"]
+    service = asyncio.run(apply_repo(settings)).snapshot.feature_services["svc"]
     assert [(p.view, p.features) for p in service.projections] == [("view", ["trips"])]
 
 
@@ -342,7 +343,7 @@ def test_object_imported_into_another_file_is_not_a_duplicate(tmp_path: Path) ->
         svc = FeatureService(name="svc", features=[view])
         """,
     )
-    snapshot = apply_repo(settings).snapshot
+    snapshot = asyncio.run(apply_repo(settings)).snapshot
     assert list(snapshot.entities) == ["driver"]
     assert list(snapshot.feature_services) == ["svc"]
 
@@ -439,7 +440,7 @@ def test_load_error_leaves_no_repo_on_sys_path(tmp_path: Path) -> None:
 
     settings = make_repo(tmp_path, "raise ValueError('boom')\n")
     with pytest.raises(RepoError, match="boom"):
-        apply_repo(settings)
+        asyncio.run(apply_repo(settings))
     assert str(tmp_path.resolve()) not in sys.path
 
 

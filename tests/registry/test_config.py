@@ -274,7 +274,12 @@ def test_unknown_key_is_named_with_the_file(tmp_path: Path, text: str, key: str)
             "Expected `float`, got `str`",
         ),
         ("project: demo\nregistry: 5\n", "registry", "got `int`"),
-        ("project: demo\nregistry:\n  registry_type: sql\n", "registry.registry_type", "sql"),
+        ("project: demo\nregistry:\n  registry_type: s3\n", "registry.registry_type", "s3"),
+        (
+            "project: demo\nregistry:\n  registry_type: sql\n",
+            "registry.path",
+            "'data/registry.db' is not a PostgreSQL URL",
+        ),
         ("project: demo\nprovider: gcp\n", "provider", "gcp"),
         ("project: demo\nonline_store:\n  type: postgres\n", "online_store.type", "postgres"),
         (

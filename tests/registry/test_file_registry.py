@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import stat
@@ -81,7 +82,7 @@ def test_first_update_creates_the_file_and_folders(tmp_path: Path) -> None:
         seen.append(current)
         return snapshot()
 
-    written = registry.update(change)
+    written = registry.update_sync(change)
     assert seen == [None]
     assert written.version == 1
     assert written.updated_at
@@ -93,7 +94,7 @@ def test_first_update_creates_the_file_and_folders(tmp_path: Path) -> None:
 
 def test_update_bumps_the_stored_version_whatever_change_returns(tmp_path: Path) -> None:
     registry = FileRegistry(tmp_path / "registry.db")
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     seen: list[int] = []
 
     def change(current: RegistrySnapshot | None) -> RegistrySnapshot:
@@ -101,8 +102,8 @@ def test_update_bumps_the_stored_version_whatever_change_returns(tmp_path: Path)
         seen.append(current.version)
         return msgspec.structs.replace(snapshot(project="other"), version=99)
 
-    second = registry.update(change)
-    third = registry.update(replace_with(msgspec.structs.replace(snapshot(), version=-5)))
+    second = registry.update_sync(change)
+    third = registry.update_sync(replace_with(msgspec.structs.replace(snapshot(), version=-5)))
     assert seen == [1]
     assert (second.version, second.project) == (2, "other")
     assert third.version == 3
@@ -111,11 +112,11 @@ def test_update_bumps_the_stored_version_whatever_change_returns(tmp_path: Path)
 
 async def test_token_changes_and_read_returns_the_new_version(tmp_path: Path) -> None:
     registry = FileRegistry(tmp_path / "registry.db")
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     tokens = [await registry.token()]
     for expected in range(2, 6):
         # Same size on purpose: only the replacement itself can change the token.
-        registry.update(replace_with(snapshot()))
+        registry.update_sync(replace_with(snapshot()))
         token = await registry.token()
         assert token not in tokens
         tokens.append(token)
@@ -127,23 +128,23 @@ async def test_token_changes_and_read_returns_the_new_version(tmp_path: Path) ->
 def test_failing_change_leaves_the_registry_untouched(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     registry = FileRegistry(path)
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     before = path.read_bytes()
 
     def change(current: RegistrySnapshot | None) -> RegistrySnapshot:
         raise ValueError("refused")
 
     with pytest.raises(ValueError, match="refused"):
-        registry.update(change)
+        registry.update_sync(change)
     assert path.read_bytes() == before
     assert leftovers(tmp_path) == []
-    assert registry.update(replace_with(snapshot())).version == 2
+    assert registry.update_sync(replace_with(snapshot())).version == 2
 
 
 def test_write_failure_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     registry = FileRegistry(path)
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     before = path.read_bytes()
     # A folder where the file should be: os.replace fails after the data was written.
     path.unlink()
@@ -161,7 +162,7 @@ def test_write_failure_leaves_the_old_file_and_no_temporary_file(tmp_path: Path)
 def _update_many(path: str, writer: int, count: int) -> None:
     registry = FileRegistry(Path(path))
     for i in range(count):
-        registry.update(mark(f"w{writer}-{i}"))
+        registry.update_sync(mark(f"w{writer}-{i}"))
 
 
 def test_concurrent_updates_from_processes_lose_nothing(tmp_path: Path) -> None:
@@ -187,13 +188,13 @@ def _keep_writing(path: str, count: int) -> None:
     registry = FileRegistry(Path(path))
     for i in range(count):
         # Alternate sizes so that readers would see torn files if writes were in place.
-        registry.update(replace_with(snapshot(views=1 + (i % 2) * 40)))
+        registry.update_sync(replace_with(snapshot(views=1 + (i % 2) * 40)))
 
 
 def test_readers_never_see_a_partial_file(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     registry = FileRegistry(path)
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     writer = multiprocessing.get_context("spawn").Process(
         target=_keep_writing, args=(str(path), 60)
     )
@@ -237,7 +238,7 @@ def test_corrupt_file_is_a_registry_error(tmp_path: Path, content: bytes) -> Non
 
 def test_truncated_real_registry_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
-    FileRegistry(path).update(replace_with(snapshot(views=3)))
+    FileRegistry(path).update_sync(replace_with(snapshot(views=3)))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(RegistryError, match="is corrupt"):
@@ -270,7 +271,7 @@ def test_unreadable_path_is_a_registry_error(tmp_path: Path) -> None:
 
 def test_file_holds_the_encoded_snapshot(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
-    written = FileRegistry(path).update(replace_with(snapshot()))
+    written = FileRegistry(path).update_sync(replace_with(snapshot()))
     assert path.read_bytes() == snapshot_encoder.encode(written)
 
 
@@ -279,10 +280,10 @@ def test_new_file_is_readable_as_the_umask_allows(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     previous = os.umask(0o022)
     try:
-        FileRegistry(path).update(replace_with(snapshot()))
+        FileRegistry(path).update_sync(replace_with(snapshot()))
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
         os.umask(0o077)
-        FileRegistry(tmp_path / "private.db").update(replace_with(snapshot()))
+        FileRegistry(tmp_path / "private.db").update_sync(replace_with(snapshot()))
         assert stat.S_IMODE(os.stat(tmp_path / "private.db").st_mode) == 0o600
     finally:
         os.umask(previous)
@@ -291,7 +292,23 @@ def test_new_file_is_readable_as_the_umask_allows(tmp_path: Path) -> None:
 def test_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     registry = FileRegistry(path)
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     os.chmod(path, 0o640)
-    registry.update(replace_with(snapshot()))
+    registry.update_sync(replace_with(snapshot()))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+async def test_async_update_waits_for_the_lock_without_blocking_the_loop(tmp_path: Path) -> None:
+    registry = FileRegistry(tmp_path / "registry.db")
+    registry.update_sync(replace_with(snapshot()))
+    ticks = 0
+    with registry._locked():  # held as another process would hold it
+        task = asyncio.create_task(registry.update(mark("late")))
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            ticks += 1  # the loop keeps running while the update waits
+        assert not task.done()
+    written = await task
+    assert ticks == 5
+    assert written.version == 2
+    assert "late" in registry.read().materializations

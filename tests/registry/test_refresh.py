@@ -23,7 +23,7 @@ def write(registry: FileRegistry, entity: str = "driver") -> RegistrySnapshot:
             base, entities={entity: EntitySpec(entity, f"{entity}_id", "Int64")}
         )
 
-    return registry.update(change)
+    return registry.update_sync(change)
 
 
 class Harness:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def repo(tmp_path: Path, online_store_config: dict[str, object]) -> Path:
     write_repo(tmp_path, DEFS, online_store=online_store_config)
     write_parquet(tmp_path / "data/events/part1.parquet", PART_1)
     write_parquet(tmp_path / "data/events/part2.parquet", PART_2)
-    apply_repo(load_repo_config(tmp_path))
+    asyncio.run(apply_repo(load_repo_config(tmp_path)))
     return tmp_path
 
 
@@ -160,6 +161,6 @@ async def test_offline_values_that_do_not_fit_are_a_clear_error(tmp_path: Path) 
             "'u2', TIMESTAMP '2026-01-01 11:00:00', TIMESTAMP '2026-01-01 11:00:00', 5000000000",
         ),
     )
-    apply_repo(load_repo_config(tmp_path))
+    await apply_repo(load_repo_config(tmp_path))
     with pytest.raises(MaterializeError, match=r"'u2'.*out of range for Int32"):
         await run(tmp_path, "2026-01-01T13:00:00Z", "2026-01-01T00:00:00Z")
