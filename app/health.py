@@ -1,11 +1,12 @@
 """GET /health (liveness, Feast's) and GET /ready (readiness, with a status body).
 
-Both say "not serving" (503) when no registry is loaded or the online store does not
-answer: then no read can succeed. A registry that cannot be re-read (file corrupt or
-deleted, PostgreSQL down) while the last good version keeps serving is *degraded*, not
-down: both answer 200 and say so in a JSON body, so a readiness probe does not pull every
-pod out of service because the registry backend blinked. /health keeps Feast's empty body
-while all is well.
+/ready says "not serving" (503) when no registry is loaded or the online store does not
+answer: then no read can succeed, and a load balancer should send reads elsewhere. /health
+is liveness: it fails only when the worker has no registry at all, because restarting a
+worker cannot bring an online store back, and a liveness probe that failed on a Redis
+outage would restart every pod at once. A registry that cannot be re-read (file corrupt or
+deleted, PostgreSQL down) while the last good version keeps serving is *degraded*: both
+answer 200 and say so in a JSON body. /health keeps Feast's empty body while all is well.
 """
 
 from __future__ import annotations
@@ -82,20 +83,15 @@ async def ready(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Feast's answer (200, empty body) when all is well; 503 with the error shape when no
-    read can succeed; 200 with the status body when serving a registry that is stale."""
+    """Feast's answer (200, empty body) when all is well; 200 with the status body when
+    degraded (a stale registry, or an online store that does not answer); 503 with the
+    error shape only when no registry is loaded."""
     status = await _status(request)
     if status.status == "ready":
         return Response(status_code=200)
-    if status.status == "degraded":
+    if status.registry.version is not None:
         return _json(status, 200)
-    details: list[ErrorDetail] = []
-    if status.registry.version is None:
-        details.append(
-            ErrorDetail("registry_unavailable", [], status.registry.problem or "not loaded")
-        )
+    details = [ErrorDetail("registry_unavailable", [], status.registry.problem or "not loaded")]
     if status.online_store.problem is not None:
         details.append(ErrorDetail("store_unavailable", [], status.online_store.problem))
-    if status.registry.version is not None and status.registry.problem is not None:
-        details.append(ErrorDetail("registry_stale", [], status.registry.problem))
     return _json(ErrorBody(details), 503)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from app.errors import ErrorBody
+from app.health import Status
 from app.materialize_api import Accepted, MaterializeIncrementalRequest, MaterializeRequest
 from app.overload import PROBE_PATHS
 from app.schemas import GetOnlineFeaturesRequest, GetOnlineFeaturesResponse
@@ -223,11 +224,28 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         "/health",
-        "Is the server ready to serve",
-        "Checks that a registry is loaded and that the online store answers.",
+        "Is the worker alive (Feast's health check)",
+        "Liveness: fails only when the worker has no registry loaded. A stale registry or "
+        "an online store that does not answer is reported in a status body, with 200.",
         {
-            200: Reply("Healthy; the body is empty.", None),
-            503: Reply("`registry_unavailable` or `store_unavailable`."),
+            200: Reply(
+                "Alive. The body is empty when all is well; when degraded it is the JSON "
+                "status body of /ready.",
+                None,
+            ),
+            503: Reply("`registry_unavailable`: no registry is loaded."),
+        },
+    ),
+    Operation(
+        "get",
+        "/ready",
+        "Can the worker answer reads",
+        "Readiness: 503 until a registry is loaded and while the online store does not "
+        "answer. A registry that cannot be re-read while the last good one serves is "
+        "`degraded`, still 200.",
+        {
+            200: Reply("`ready` or `degraded`.", Status),
+            503: Reply("`unavailable`: no registry, or the online store does not answer.", Status),
         },
     ),
 )

@@ -14,8 +14,6 @@ import pytest
 
 from app.auth_jwks import JwksError
 from app.state import ServingState
-from registry.apply import apply_repo
-from registry.config import load_repo_config
 from tests.app.auth_support import (
     JwksServer,
     SigningKey,
@@ -24,7 +22,7 @@ from tests.app.auth_support import (
     oidc_config,
 )
 from tests.app.conftest import serve
-from tests.support import write_parquet, write_repo
+from tests.support import apply_now, write_parquet, write_repo
 
 KEY = SigningKey.rsa("key-1")
 
@@ -92,7 +90,7 @@ def build(root: Path, definitions: str, auth: dict[str, Any] | None) -> Path:
     write_repo(root, definitions, extra_config=extra)
     write_parquet(root / "data" / "stats.parquet", STATS_SQL)
     (root / "jwks.json").write_text(json.dumps(jwks(KEY)))
-    apply_repo(load_repo_config(root))
+    apply_now(root)
     return root
 
 
@@ -381,7 +379,7 @@ async def test_registry_change_invalidates_decisions(tmp_path: Path) -> None:
             VIEWS + PERMISSIONS.replace('roles=["reader"]', 'roles=["analyst"]')
         )
         await asyncio.sleep(0.01)  # a new mtime for the registry file
-        apply_repo(load_repo_config(root))
+        apply_now(root)
         assert await state.refresher.check()
         response = await client.post("/get-online-features", json=READ, headers=headers)
         assert response.status_code == 403

@@ -24,9 +24,7 @@ import redis
 import yaml
 
 from app.scaffold import init_repo
-from registry.apply import apply_repo
-from registry.config import load_repo_config
-from tests.support import RedisServer, free_port, wait_for_port
+from tests.support import RedisServer, apply_now, free_port, wait_for_port
 
 REDIS_DB = 5
 #: Smaller than any Parquet file, so every offline write fails while it is in force.
@@ -87,7 +85,7 @@ def server(
         }
     (root / "feature_store.yaml").write_text(yaml.safe_dump(config))
     redis.Redis(port=redis_server.port, db=REDIS_DB).flushdb()
-    apply_repo(load_repo_config(root))
+    apply_now(root)
     running = Server(root)
     running.batched = request.param  # type: ignore[attr-defined]
     running.pushed = root / "data/driver_stats.parquet.d"  # type: ignore[attr-defined]

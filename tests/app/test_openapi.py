@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from app import create_app
 from app.errors import ErrorBody
+from app.health import Status
 from app.openapi import OPERATIONS, Operation, build_document, document_bytes
 
 
@@ -43,6 +44,7 @@ def test_document_paths_and_parameters() -> None:
         "/materialize",
         "/materialize-incremental",
         "/health",
+        "/ready",
     }
     for path in ("/materialize", "/materialize-incremental"):
         params = doc["paths"][path]["post"]["parameters"]
@@ -51,7 +53,12 @@ def test_document_paths_and_parameters() -> None:
             ("force", "query", "boolean"),
         }
     gof = doc["paths"]["/get-online-features"]["post"]
-    assert set(gof["responses"]) == {"200", "404", "413", "422", "500", "503"}
+    # 401/403 (auth), 408 (slow body) and 503 overloaded apply to every read.
+    assert set(gof["responses"]) == {
+        *("200", "401", "403", "404", "408", "413", "422", "500", "503"),
+    }
+    assert "overloaded" in gof["responses"]["503"]["description"]
+    assert "401" not in doc["paths"]["/health"]["get"]["responses"]
     assert gof["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/GetOnlineFeaturesRequest"
     }
@@ -70,9 +77,12 @@ def test_document_paths_and_parameters() -> None:
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
 def test_error_replies_are_error_bodies(op: Operation) -> None:
-    """Every 4xx/5xx a route documents has the one error shape, and its ``type``s named."""
+    """Every 4xx/5xx a route documents has the one error shape, and its ``type``s named;
+    /ready answers its status body whatever the status, as probes and dashboards read it."""
     for status, reply in op.replies.items():
-        if status >= 400:
+        if op.path == "/ready":
+            assert reply.body is Status
+        elif status >= 400:
             assert reply.body is ErrorBody, (op.path, status)
             assert "`" in reply.description, f"{op.path} {status}: name the error types"
 

@@ -27,14 +27,13 @@ from schemathesis.python import asgi as schemathesis_asgi
 from app import create_app
 from app.openapi import build_document
 from app.scaffold import init_repo
-from registry.apply import apply_repo
 from registry.config import load_repo_config
 from registry.file_registry import FileRegistry
 from stores.factory import create_online_store
 from stores.materialize import materialize
 from stores.offline import FileOfflineStore
 from stores.timestamps import now_us
-from tests.support import RedisServer
+from tests.support import RedisServer, apply_now
 
 REDIS_DB = 3
 # The app reads its repo only when its lifespan starts (on the first request), so it can
@@ -109,7 +108,7 @@ def demo_repo(redis_server: RedisServer) -> Iterator[Path]:
     }
     (REPO / "feature_store.yaml").write_text(yaml.safe_dump(config))
     redis.Redis(port=redis_server.port, db=REDIS_DB).flushdb()
-    apply_repo(load_repo_config(REPO))
+    apply_now(REPO)
     asyncio.run(_materialize(REPO))
     try:
         yield REPO

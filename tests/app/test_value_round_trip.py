@@ -13,11 +13,9 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.apply import apply_repo
-from registry.config import load_repo_config
 from stores import timestamps
 from tests.app.sync_app import SyncApp
-from tests.support import RedisServer, write_parquet, write_repo
+from tests.support import RedisServer, apply_now, write_parquet, write_repo
 from tests.value_strategies import OUT_OF_RANGE, VALUES, Pair, same_json
 
 REDIS_DB = 4
@@ -78,7 +76,7 @@ def served(
         root / "data/typed.parquet",
         f"SELECT 1::BIGINT AS item_id, TIMESTAMP '2026-01-01' AS ts, {columns}",
     )
-    apply_repo(load_repo_config(root))
+    apply_now(root)
     with SyncApp(root) as app:
         yield app
 

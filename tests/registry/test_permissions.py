@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from registry.apply import apply_repo
+from registry.apply import ApplyReport, apply_repo
+from registry.config import RepoSettings
 from registry.file_registry import FileRegistry
 from registry.permissions import (
     AllowAllPolicySpec,
@@ -40,7 +42,7 @@ writers = Permission(name="writers", types=PushSource, name_pattern="stats.*",
 everyone = Permission(name="everyone")
 """,
     )
-    report = apply_repo(settings)
+    report = apply_settings(settings)
     assert {"permission readers", "permission writers", "permission everyone"} <= set(
         report.created
     )
@@ -69,11 +71,11 @@ everyone = Permission(name="everyone")
 def test_changed_and_removed_permissions_are_reported(tmp_path: Path) -> None:
     definitions = REPO + 'p = Permission(name="p", policy=RoleBasedPolicy(roles=["a"]))\n'
     settings = make_repo(tmp_path, definitions)
-    apply_repo(settings)
+    apply_settings(settings)
     (tmp_path / "features.py").write_text(definitions.replace('["a"]', '["b"]'))
-    assert apply_repo(settings).updated == ["permission p"]
+    assert apply_settings(settings).updated == ["permission p"]
     (tmp_path / "features.py").write_text(REPO)
-    report = apply_repo(settings)
+    report = apply_settings(settings)
     assert report.deleted == ["permission p"]
     assert FileRegistry(settings.registry_path).read().permissions == {}
 
@@ -117,5 +119,9 @@ a = Permission(name="a", policy=AllowAll)
 b = Permission(name="b", policy=AllowAllPolicy)
 """,
     )
-    stored = apply_repo(settings).snapshot.permissions
+    stored = apply_settings(settings).snapshot.permissions
     assert stored["a"].policy == stored["b"].policy == AllowAllPolicySpec()
+
+
+def apply_settings(settings: RepoSettings) -> ApplyReport:
+    return asyncio.run(apply_repo(settings))
