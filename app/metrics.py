@@ -20,6 +20,7 @@ from registry.config import MetricsConfig
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_ENABLED_ENV = "LADLE_METRICS"
+_TRUE = ("1", "true", "yes", "on")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -115,7 +116,7 @@ class Metrics:
     """What the app records; every method is a no-op for a switched-off category."""
 
     def __init__(self, config: MetricsConfig) -> None:
-        on = config.enabled or os.environ.get(METRICS_ENABLED_ENV) == "1"
+        on = config.enabled or os.environ.get(METRICS_ENABLED_ENV, "").lower() in _TRUE
         self.enabled = on
         self.request = on and config.request
         self.online = on and config.online_features

@@ -356,3 +356,14 @@ def asyncio_read(root: Path, drivers: list[int]) -> list[object]:
         raise AssertionError("unreachable")
 
     return asyncio.run(read())
+
+
+def test_workers_stop_when_the_supervisor_is_killed(demo: Path) -> None:
+    with ladle_serve(demo, "--workers", "2", "--no-access-log") as served:
+        workers = served.wait_for_workers(2)
+        served.process.kill()
+        served.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "orphaned workers kept running"
+            time.sleep(0.1)
