@@ -35,6 +35,8 @@ class RedisOnlineStoreConfig(msgspec.Struct, tag="redis", forbid_unknown_fields=
     connection_string: str = "localhost:6379"
     redis_type: Literal["redis"] = "redis"
     key_ttl_seconds: int | None = None
+    #: Bounds each read or write: past it the request fails with 503 instead of waiting.
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
 
 
 OnlineStoreConfig = SqliteOnlineStoreConfig | RedisOnlineStoreConfig

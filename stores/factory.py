@@ -13,5 +13,9 @@ def create_online_store(settings: RepoSettings) -> OnlineStore:
     if isinstance(config, SqliteOnlineStoreConfig):
         return SqliteOnlineStore(settings.resolve(config.path))
     if isinstance(config, RedisOnlineStoreConfig):
-        return RedisOnlineStore(config.connection_string, config.key_ttl_seconds)
+        return RedisOnlineStore(
+            config.connection_string,
+            config.key_ttl_seconds,
+            socket_timeout=config.timeout_seconds,
+        )
     raise TypeError(f"unsupported online store config {config!r}")
