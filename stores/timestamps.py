@@ -6,7 +6,7 @@ Integers compare and store cheaply; conversion to and from text happens only at 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EPOCH_TEXT = "1970-01-01T00:00:00Z"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -82,15 +82,25 @@ def _in_range(parsed: datetime, text: str) -> int:
 
 
 def format_us(us: int) -> str:
-    """RFC 3339 with ``Z``; fractional digits only as many as needed (0, 3 or 6)."""
+    """RFC 3339 with ``Z``; fractional digits only as many as needed (0, 3 or 6).
+
+    On the read path this runs for every stored record and timestamp value, so the text
+    of each whole second is built by ``datetime`` (in C) and remembered: rows written by
+    one batch job share their seconds.
+    """
     seconds, micros = divmod(us, 1_000_000)
-    t = time.gmtime(seconds)
-    base = (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-    )
+    base = _second_texts.get(seconds)
+    if base is None:
+        if len(_second_texts) >= _SECOND_TEXTS_MAX:
+            _second_texts.clear()
+        base = _second_texts[seconds] = (_NAIVE_EPOCH + timedelta(0, seconds)).isoformat()
     if micros == 0:
         return base + "Z"
     if micros % 1000 == 0:
         return f"{base}.{micros // 1000:03d}Z"
     return f"{base}.{micros:06d}Z"
+
+
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # isoformat() then has no offset to strip
+_SECOND_TEXTS_MAX = 65_536
+_second_texts: dict[int, str] = {}
