@@ -1,4 +1,4 @@
-"""Logging for the server: readable lines for its own messages, JSON lines for access."""
+"""Logging for the server's own messages (the access log is app/access_log.py)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,3 @@ def configure_logging(level: str) -> None:
         handler.ladle = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(level.upper())
-
-
-def access_logger() -> logging.Logger:
-    """``ladle.access``: each record is one JSON line on stdout, nothing added to it."""
-    logger = logging.getLogger("ladle.access")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-    return logger
