@@ -76,7 +76,7 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "string_list",
         "Array(String)",
-        "list_transform(range(3), lambda i: printf('tag-%02d', (hash(d, {s}, 10, i) % 100)::BIGINT))",
+        "list_transform(range(3), lambda i: 'tag-' || (hash(d, {s}, 10, i) % 100)::VARCHAR)",
     ),
 )
 
