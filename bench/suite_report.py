@@ -8,7 +8,9 @@ Each line of ``results.jsonl`` is bench/suite-profile.lua's done() summary plus 
 fields suite.sh adds (server, scenario, rows, conns, endpoint, service, cpu_pct). "vs
 floor" is a run's RPS over the RPS of the floor scenario (POST /floor: decode the body,
 answer a fixed reply) on the same server at the same rows and connections. Errors are
-wrk's non-2xx responses and socket errors (connect, read, write, timeout). CPU is % of
+wrk's non-2xx responses and socket errors (connect, read, write, timeout). KB/response
+is what wrk read per request, headers included (the floor's reply is a fixed one-row
+answer whatever the rows, so it never pays for large responses). CPU is % of
 one core (the machine is 100 x cores): the server (every process of it), redis-server,
 wrk, and "other" = the rest of the machine (with --target, the target server is part of
 "other"); rows where others took more than 15% are marked noisy. When a run was measured
@@ -71,11 +73,18 @@ def socket_errors(run: dict[str, Any]) -> int:
     return int(sum(v for k, v in errors.items() if k != "non2xx"))
 
 
+def response_kb(run: dict[str, Any]) -> float:
+    """Mean bytes read per request (headers included), in KB."""
+    return float(run["bytes"]) / max(int(run["requests"]), 1) / 1000
+
+
 def cpu_text(run: dict[str, Any]) -> str:
     cpu = run.get("cpu_pct")
     if not cpu:
         return ""
     other = other_pct(cpu)
+    if run["server"] == "target":  # its processes are not known: they count as "other"
+        return f"- / - / {cpu['wrk']:.0f} / {other:.0f} (target included)"
     return f"{cpu['server']:.0f} / {cpu['redis']:.0f} / {cpu['wrk']:.0f} / {other:.0f}" + (
         " (noisy)" if other > NOISY else ""
     )
@@ -84,8 +93,8 @@ def cpu_text(run: dict[str, Any]) -> str:
 def render(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| server | scenario | rows | conns | RPS | p50 ms | p99 ms | non-2xx | socket errors "
-        "| vs floor | CPU % server / redis / wrk / other |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| vs floor | KB/response | CPU % server / redis / wrk / other |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         non2xx = int(r["errors"]["non2xx"])
@@ -95,7 +104,7 @@ def render(runs: list[dict[str, Any]]) -> str:
             f"| {r['server']} | {r['scenario']} | {r['rows']} | {r['conns']} "
             f"| {r['rps']:,.0f} | {r['lat_ms']['p50']:.2f} | {r['lat_ms']['p99']:.2f} "
             f"| {f'**{non2xx}**' if non2xx else 0} | {f'**{sockets}**' if sockets else 0} "
-            f"| {ratio} | {cpu_text(r)} |"
+            f"| {ratio} | {response_kb(r):.1f} | {cpu_text(r)} |"
         )
     return "\n".join(lines)
 
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 "socket_errors": socket_errors(r),
                 "errors": r["errors"],
                 "vs_floor": r["vs_floor"],
+                "response_kb": round(response_kb(r), 2),
                 "cpu_pct": r.get("cpu_pct"),
                 "attempts": r.get("attempts", 1),
             }
