@@ -42,7 +42,8 @@ Usage: bash bench/profile.sh [OPTIONS]
   --conns N           wrk connections (default 4: keeps one worker busy)
   --duration D        sampling time per profile (default 15s)
   --rate N            py-spy samples per second (default 250)
-  --native            also sample C extensions (py-spy --native)
+  --native            also sample C extensions (py-spy --native; pauses the worker for
+                      each sample, so it slows it more than the default --nonblocking)
   --entities N        entities in the dataset (default 100000)
   --top N             frames per summary table (default 15)
   --timeout S         overall limit in seconds (default: computed)
@@ -115,13 +116,15 @@ log "$SERVER up: parent $SERVER_PARENT, workers $WORKER_PIDS"
   --set knobs "$(knobs_json ROWS_LIST SCENARIOS SERVER WORKERS CONNS DURATION RATE NATIVE ENTITIES)"
 
 # ---------------------------------------------------------------- 4. profiles -----------
-native=(); (( NATIVE )) && native=(--native)
+# py-spy reads the stacks without stopping the process (--nonblocking), except with
+# --native, which needs the process paused for each sample (and so slows it more).
+sampling=(--nonblocking); (( NATIVE )) && sampling=(--native)
 SUMMARY="$RESULTS_DIR/summary.md"
 {
   echo "# Request-path profile ($STAMP, commit $(git -C "$ROOT" rev-parse --short HEAD))"
   echo
   echo "$SERVER, $WORKERS worker(s), wrk -c$CONNS, py-spy --rate $RATE --function" \
-       "--nonblocking ${native[*]}; $DUR_S s of samples per profile."
+       "${sampling[*]}; $DUR_S s of samples per profile."
   echo
 } > "$SUMMARY"
 titles=() files=()
@@ -150,7 +153,7 @@ while read -r scen rows _conns path svc; do
   for pid in $WORKER_PIDS; do
     LOGFILE="$RESULTS_DIR/raw/$label.py-spy.$pid.log"
     spawn_group $((DUR_S + 60)) "$PYSPY" record --pid "$pid" --duration "$DUR_S" \
-      --rate "$RATE" --format raw --function --nonblocking "${native[@]}" \
+      --rate "$RATE" --format raw --function "${sampling[@]}" \
       --output "$RESULTS_DIR/raw/profile_$label.$pid.txt"
     spies+=("$STARTED_PID") parts+=("$RESULTS_DIR/raw/profile_$label.$pid.txt")
   done

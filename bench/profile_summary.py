@@ -13,7 +13,8 @@ that called it). Printed, as markdown, per input:
   the HTTP server, starlette, the event loop, ...): the self time of that layer;
 - **inclusive**: the share of samples with a frame of that layer anywhere on the stack;
 - **top frames by self time** and **by total time** (the frame anywhere on the stack;
-  the process start-up frames every sample runs under are left out).
+  the process start-up frames every sample runs under are left out);
+- **Ladle's functions** (app/, stores/, registry/) by total time, with their self time.
 
 A frame's self time includes the C code it calls: socket writes (``transport.write``)
 show up as the Python frame that wrote, uvloop's own loop work as ``Runner.run``.
@@ -40,6 +41,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("event loop (asyncio, uvloop)", r"^(asyncio|uvloop|anyio|sniffio|selectors)"),
     ("msgspec / orjson", r"^(msgspec|orjson)"),
     ("redis-py", r"^redis/"),
+    ("C code (with --native: libc, libpython, extensions)", r"\.so(\.|$)"),
 )
 #: Process start-up frames under which everything runs: left out of the "total" table.
 BOOTSTRAP = re.compile(
@@ -101,6 +103,9 @@ def summarize(stacks: Counter[tuple[str, ...]], top: int, title: str) -> str:
     out += [f"| `{f}` | {share(c, total)} |" for f, c in self_frames.most_common(top)]
     out += ["", "| top frames by total time (start-up frames left out) | total |", "|---|---:|"]
     out += [f"| `{f}` | {share(c, total)} |" for f, c in total_frames.most_common(top)]
+    own = [(f, c) for f, c in total_frames.most_common() if layer(f).startswith("ladle")]
+    out += ["", "| Ladle's functions by total time | total | self |", "|---|---:|---:|"]
+    out += [f"| `{f}` | {share(c, total)} | {share(self_frames[f], total)} |" for f, c in own[:top]]
     return "\n".join(out) + "\n"
 
 
