@@ -43,7 +43,8 @@ Usage: bash bench/soak.sh [OPTIONS]
 
   --duration D        soak length (N, Ns or Nm; default 10m)
   --interval D        sampling interval (default 30s; one wrk run per interval)
-  --warmup D          RSS growth is measured after this (default 1m)
+  --warmup D          RSS growth is measured after this, rounded up to whole intervals
+                      (default 1m)
   --growth-mib N      flag a process whose RSS grew more than N MiB after warm-up (default 8)
   --server KIND       ladle (default: `ladle serve`), hypercorn or uvicorn (app:main)
   --workers N         server workers (default 2)
@@ -95,9 +96,10 @@ done
 [[ "$READ_ROWS" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--read-rows $READ_ROWS: e.g. 1,10,100"
 [[ "$SERVER" =~ ^(ladle|hypercorn|uvicorn)$ ]] || die "--server $SERVER?"
 (( INT_S >= 5 && INT_S <= DUR_S )) || die "--interval must be at least 5 s and at most --duration"
-(( WARM_S < DUR_S )) || die "--warmup must be shorter than --duration"
 [[ -x "$PY" ]] || die "no Python at $PY (set PYTHON)"
 N_INTERVALS=$(( DUR_S / INT_S ))
+WARM_INTERVALS=$(( (WARM_S + INT_S - 1) / INT_S ))   # intervals that end within the warm-up
+(( WARM_INTERVALS < N_INTERVALS )) || die "--warmup leaves no interval after it"
 BUDGET=$(( 900 + DUR_S + N_INTERVALS * 30 ))
 OVERALL=${OVERALL:-$(( BUDGET + 120 ))}
 watchdog "$OVERALL"
@@ -183,8 +185,8 @@ stop_server
 
 # ---------------------------------------------------------------- 6. report -------------
 rc=0
-"$PY" -m bench.soak_report report "$RESULTS_DIR" --warmup "$WARM_S" --growth-mib "$GROWTH_MIB" \
-  --json "$RESULTS_DIR/soak.json" > "$RESULTS_DIR/table.md" || rc=$?
+"$PY" -m bench.soak_report report "$RESULTS_DIR" --warmup-intervals "$WARM_INTERVALS" \
+  --growth-mib "$GROWTH_MIB" --json "$RESULTS_DIR/soak.json" > "$RESULTS_DIR/table.md" || rc=$?
 cat "$RESULTS_DIR/table.md"
 (( rc == 0 || rc == 2 )) || die "bench/soak_report.py failed"
 log "done: $RESULTS_DIR (table.md, soak.json, soak.jsonl, meta.json, raw/)"

@@ -2,7 +2,8 @@
 
     python -m bench.soak_report record SOAK.jsonl --interval 3 --t 90 --reads R.json \
         --pushes P.json --rss "parent:123:81234 worker:124:90112 redis:99:20480" --log-errors 0
-    python -m bench.soak_report report RUN_DIR [--warmup 60] [--growth-mib 8] [--json OUT]
+    python -m bench.soak_report report RUN_DIR [--warmup-intervals 2] [--growth-mib 8] \
+        [--json OUT]
 
 ``record`` appends one interval (the two wrk result lines of bench/suite-profile.lua and
 bench/suite-push.lua, the RSS of every server process and of redis-server in KiB, and how
@@ -13,9 +14,9 @@ many error lines the server log holds so far) and prints it as a table row.
 - any non-2xx response, 5xx response or socket error;
 - a change in the server's processes (a worker that died or was replaced);
 - error lines (tracebacks) in the server log;
-- RSS growth after warm-up: for each process, the last sample minus the last sample taken
-  within the warm-up (``--warmup`` seconds), above ``--growth-mib``. The least-squares
-  slope over the samples after warm-up is shown as MiB per 10 minutes.
+- RSS growth after warm-up: for each process, the last sample minus the sample that
+  ends the warm-up (the first ``--warmup-intervals`` intervals), above ``--growth-mib``.
+  The least-squares slope from that sample on is shown as MiB per 10 minutes.
 
 The exit status is 2 when something is flagged, 0 otherwise.
 """
@@ -112,18 +113,20 @@ def _slope_per_10min(points: list[tuple[float, float]]) -> float:
 
 
 def growth(
-    samples: list[dict[str, Any]], warmup_s: float, limit_mib: float
+    samples: list[dict[str, Any]], warmup_intervals: int, limit_mib: float
 ) -> list[dict[str, Any]]:
     """Per process (role + pid): RSS after warm-up, at the end, growth and slope."""
-    series: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    series: dict[tuple[str, int], list[tuple[int, float, float]]] = {}
     for sample in samples:
         for proc in sample["processes"]:
             key = (proc["role"], proc["pid"])
-            series.setdefault(key, []).append((sample["t_s"], proc["rss_kib"] / MIB))
+            point = (sample["interval"], sample["t_s"], proc["rss_kib"] / MIB)
+            series.setdefault(key, []).append(point)
     out = []
-    for (role, pid), points in series.items():
-        warm = [p for p in points if p[0] <= warmup_s]
-        after = [p for p in points if p[0] > warmup_s]
+    for (role, pid), triples in series.items():
+        warm = [(t, v) for i, t, v in triples if i <= warmup_intervals]
+        after = [(t, v) for i, t, v in triples if i > warmup_intervals]
+        points = warm + after
         base = warm[-1] if warm else points[0]
         end = points[-1]
         grew = end[1] - base[1]
@@ -157,7 +160,7 @@ def report(args: argparse.Namespace) -> int:
     for kind in ("reads", "pushes"):
         for field in ("requests", "non2xx", "status_4xx", "status_5xx", "socket_errors"):
             totals[f"{kind}_{field}"] = sum(max(s[kind][field], 0) for s in samples)
-    rss = growth(samples, args.warmup, args.growth_mib)
+    rss = growth(samples, args.warmup_intervals, args.growth_mib)
     pid_sets = [sorted((p["role"], p["pid"]) for p in s["processes"]) for s in samples]
     processes_changed = any(pids != pid_sets[0] for pids in pid_sets)
     log_errors = samples[-1]["log_errors"]
@@ -194,7 +197,8 @@ def report(args: argparse.Namespace) -> int:
     )
     print()
     print(
-        f"| process | pid | RSS MiB first | after warm-up ({args.warmup:g} s) | last | max "
+        f"| process | pid | RSS MiB first | after warm-up ({args.warmup_intervals} intervals) "
+        "| last | max "
         "| growth after warm-up | slope MiB / 10 min | flag |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -211,7 +215,7 @@ def report(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "meta": meta,
-                    "warmup_s": args.warmup,
+                    "warmup_intervals": args.warmup_intervals,
                     "growth_limit_mib": args.growth_mib,
                     "totals": totals,
                     "rss": rss,
@@ -241,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.set_defaults(run=record)
     rep = sub.add_parser("report", help="print the table and the flags")
     rep.add_argument("folder", type=Path, help="the soak's results folder")
-    rep.add_argument("--warmup", type=float, default=60.0, help="seconds (default 60)")
+    rep.add_argument(
+        "--warmup-intervals", type=int, default=2, help="intervals of warm-up (default 2)"
+    )
     rep.add_argument("--growth-mib", type=float, default=8.0, help="flag limit (default 8)")
     rep.add_argument("--json", type=Path)
     rep.set_defaults(run=report)
