@@ -10,7 +10,9 @@ floor" is a run's RPS over the RPS of the floor scenario (POST /floor: decode th
 answer a fixed reply) on the same server at the same rows and connections. Errors are
 wrk's non-2xx responses and socket errors (connect, read, write, timeout). KB/response
 is what wrk read per request, headers included (the floor's reply is a fixed one-row
-answer whatever the rows, so it never pays for large responses). CPU is % of
+answer whatever the rows, so it never pays for large responses). Server CPU ms/request
+is the server's CPU time over the requests served, which other load on the machine
+disturbs less than RPS. CPU is % of
 one core (the machine is 100 x cores): the server (every process of it), redis-server,
 wrk, and "other" = the rest of the machine (with --target, the target server is part of
 "other"); rows where others took more than 15% are marked noisy. When a run was measured
@@ -78,6 +80,19 @@ def response_kb(run: dict[str, Any]) -> float:
     return float(run["bytes"]) / max(int(run["requests"]), 1) / 1000
 
 
+def cpu_ms(run: dict[str, Any]) -> float | None:
+    """Server CPU time per request: steadier than RPS when other load shares the machine."""
+    cpu = run.get("cpu_pct")
+    if not cpu or run["server"] == "target" or not run["rps"]:
+        return None
+    return round(float(cpu["server"]) * 10 / float(run["rps"]), 3)
+
+
+def cpu_ms_text(run: dict[str, Any]) -> str:
+    value = cpu_ms(run)
+    return "" if value is None else f"{value:.2f}"
+
+
 def cpu_text(run: dict[str, Any]) -> str:
     cpu = run.get("cpu_pct")
     if not cpu:
@@ -93,8 +108,8 @@ def cpu_text(run: dict[str, Any]) -> str:
 def render(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| server | scenario | rows | conns | RPS | p50 ms | p99 ms | non-2xx | socket errors "
-        "| vs floor | KB/response | CPU % server / redis / wrk / other |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| vs floor | KB/response | server CPU ms/request | CPU % server / redis / wrk / other |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         non2xx = int(r["errors"]["non2xx"])
@@ -104,7 +119,7 @@ def render(runs: list[dict[str, Any]]) -> str:
             f"| {r['server']} | {r['scenario']} | {r['rows']} | {r['conns']} "
             f"| {r['rps']:,.0f} | {r['lat_ms']['p50']:.2f} | {r['lat_ms']['p99']:.2f} "
             f"| {f'**{non2xx}**' if non2xx else 0} | {f'**{sockets}**' if sockets else 0} "
-            f"| {ratio} | {response_kb(r):.1f} | {cpu_text(r)} |"
+            f"| {ratio} | {response_kb(r):.1f} | {cpu_ms_text(r)} | {cpu_text(r)} |"
         )
     return "\n".join(lines)
 
@@ -146,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 "errors": r["errors"],
                 "vs_floor": r["vs_floor"],
                 "response_kb": round(response_kb(r), 2),
+                "server_cpu_ms_per_request": cpu_ms(r),
                 "cpu_pct": r.get("cpu_pct"),
                 "attempts": r.get("attempts", 1),
             }

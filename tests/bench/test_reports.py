@@ -43,10 +43,11 @@ def _run(server: str, scenario: str, rows: int, rps: float, **extra: Any) -> dic
 def test_suite_report_divides_by_the_floor_of_the_same_server_rows_and_conns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    cpu = {"server": 90.0, "redis": 5.0, "wrk": 10.0, "host": 125.0, "workers": [45.0, 45.0]}
     runs = [  # servers keep the order they ran in; within one, rows, conns, then plan order
         _run("hypercorn", "features", 10, 1000.0),  # no floor at 10 rows
         _run("hypercorn", "floor", 1, 6000.0),
-        _run("hypercorn", "features", 1, 3000.0),
+        _run("hypercorn", "features", 1, 3000.0, cpu_pct=cpu),
         _run("uvicorn", "floor", 1, 8000.0),
     ]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
@@ -57,6 +58,7 @@ def test_suite_report_divides_by_the_floor_of_the_same_server_rows_and_conns(
     assert table[2].startswith("| hypercorn | features | 1 | 16 | 3,000 |")
     assert "| 0.50 |" in table[2]
     assert "| **2** | **1** |" in table[2]  # non-2xx, then socket errors
+    assert "| 0.30 | 90 / 5 / 10 / 20 (noisy) |" in table[2]  # CPU ms per request: 0.9 s / 3000
     assert table[4].startswith("| hypercorn | features | 10 |") and "| n/a |" in table[4]
     saved = json.loads(out.read_text())["runs"]
     assert [(r["server"], r["scenario"], r["vs_floor"]) for r in saved] == [
