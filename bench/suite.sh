@@ -5,7 +5,7 @@
 #
 # Usage (from anywhere; root is needed only to apt-get install wrk when it is missing):
 #
-#     bash bench/suite.sh                 # the full suite, about 20 minutes
+#     bash bench/suite.sh                 # the full suite, about 11 minutes
 #     bash bench/suite.sh --quick         # 3 s per run, to see that it works
 #     bash bench/suite.sh --target http://127.0.0.1:6566   # any server that speaks the API
 #     bash bench/suite.sh --help
