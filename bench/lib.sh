@@ -63,6 +63,14 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A command that fails outside a condition stops the script (set -e): say which one.
+# Subshells ($(...)) inherit the trap (set -E); only the main shell reports.
+on_error() {
+  local rc=$1 line=$2 file=$3 command=$4
+  (( BASH_SUBSHELL == 0 )) && log "FAILED: line $line of ${file##*/}: $command (exit $rc)"
+  return 0
+}
+trap 'on_error $? $LINENO "${BASH_SOURCE[0]}" "$BASH_COMMAND"' ERR
 trap 'log "interrupted (SIGINT): stopping everything"; exit 130' INT
 trap 'log "terminated (SIGTERM): stopping everything"; exit 143' TERM
 
@@ -259,7 +267,7 @@ start_server() {
   # multiprocessing); uvicorn with one worker serves from the parent itself.
   SERVER_PIDS=$(pgrep -g "$SERVER_GROUP" | tr '\n' ' ')
   SERVER_PARENT=$(pgrep -P "$SERVER_GROUP" | head -1)
-  WORKER_PIDS=$(pgrep -g "$SERVER_GROUP" -f spawn_main | tr '\n' ' ')
+  WORKER_PIDS=$(pgrep -g "$SERVER_GROUP" -f spawn_main | tr '\n' ' ' || true)
   [[ -n "$WORKER_PIDS" ]] || WORKER_PIDS=$SERVER_PARENT
 }
 
