@@ -4,19 +4,24 @@
 #     HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 #     source "$HERE/lib.sh"
 #
-# It defines the paths (ROOT, VENV_BIN, PY, LADLE, HYPERCORN), logging (log, die), the
-# cleanup trap (every process group in PGIDS is killed on exit, error, Ctrl-C or SIGTERM,
-# then TMP is removed unless KEEP_TMP=1), bounded process helpers, a free-port picker,
-# a throwaway redis-server, the hypercorn server start-up, CPU accounting from /proc, the
-# quiet-machine wait, and the measured wrk run. Knobs it reads: PYTHON, KEEP_TMP,
-# BENCH_TAG (log prefix).
+# It defines the paths (ROOT, VENV_BIN, PY, LADLE, HYPERCORN, UVICORN), logging (log,
+# die), the cleanup trap (every process group in PGIDS is killed on exit, error, Ctrl-C or
+# SIGTERM, then TMP is removed unless KEEP_TMP=1), bounded process helpers, an overall
+# watchdog, a free-port picker, a throwaway redis-server, the server start-up (hypercorn,
+# uvicorn or `ladle serve`), CPU accounting from /proc, the quiet-machine wait, and the
+# measured wrk run. Knobs it reads: PYTHON, KEEP_TMP, BENCH_TAG (log prefix).
+#
+# PYTHONPATH is set to this checkout, so `ladle`, hypercorn and uvicorn run the code next
+# to this script even when the virtualenv (PYTHON) belongs to another checkout.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
-VENV_BIN="$ROOT/.venv/bin"
-PY=${PYTHON:-$VENV_BIN/python}
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+VENV_BIN=$(dirname "$PY")
 LADLE="$VENV_BIN/ladle"
 HYPERCORN="$VENV_BIN/hypercorn"
+UVICORN="$VENV_BIN/uvicorn"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 KEEP_TMP=${KEEP_TMP:-0}
 BENCH_TAG=${BENCH_TAG:-bench}
 CLK_TCK=$(getconf CLK_TCK)
@@ -58,6 +63,14 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A command that fails outside a condition stops the script (set -e): say which one.
+# Subshells ($(...)) inherit the trap (set -E); only the main shell reports.
+on_error() {
+  local rc=$1 line=$2 file=$3 command=$4
+  (( BASH_SUBSHELL == 0 )) && log "FAILED: line $line of ${file##*/}: $command (exit $rc)"
+  return 0
+}
+trap 'on_error $? $LINENO "${BASH_SOURCE[0]}" "$BASH_COMMAND"' ERR
 trap 'log "interrupted (SIGINT): stopping everything"; exit 130' INT
 trap 'log "terminated (SIGTERM): stopping everything"; exit 143' TERM
 
@@ -84,6 +97,31 @@ run_group() {
   for i in "${!PGIDS[@]}"; do [[ "${PGIDS[$i]}" == "$pid" ]] && unset 'PGIDS[i]'; done
   PGIDS=("${PGIDS[@]}")
   return "$rc"
+}
+
+# spawn_group LIMIT CMD...: start CMD (bounded by LIMIT seconds) in its own process group
+# in the background, output to $LOGFILE; its pid (= group id) goes to STARTED_PID. Collect
+# it with reap_group, which returns its exit status.
+spawn_group() {
+  local limit=$1; shift
+  setsid timeout -k 5 "$limit" "$@" >"$LOGFILE" 2>&1 < /dev/null &
+  STARTED_PID=$!
+  PGIDS+=("$STARTED_PID")
+}
+reap_group() {
+  local pid=$1 rc=0 i
+  wait "$pid" || rc=$?
+  for i in "${!PGIDS[@]}"; do [[ "${PGIDS[$i]}" == "$pid" ]] && unset 'PGIDS[i]'; done
+  PGIDS=("${PGIDS[@]}")
+  return "$rc"
+}
+
+# watchdog SECONDS: the whole script gets SIGTERM (and so cleans up) after SECONDS.
+watchdog() {
+  local limit=$1 me=$$
+  setsid bash -c "sleep $limit; echo '[$BENCH_TAG] overall timeout ($limit s): stopping' >&2
+                  kill -TERM $me" < /dev/null > /dev/null &
+  PGIDS+=("$!")
 }
 
 # Run a bounded foreground command in the background and wait, so signals act at once.
@@ -175,35 +213,78 @@ redis_info_field() {  # redis_info_field SECTION FIELD -> value
 }
 
 # ---------------------------------------------------------------- server ----------------
-# start_server APP [HYPERCORN ARGS...]: hypercorn with uvloop workers ($WORKERS) on
-# 127.0.0.1:$SERVER_PORT, serving APP from the project root, output to $LOGFILE. Waits
-# until /health answers and every worker is up. Sets SERVER_GROUP, SERVER_PIDS,
-# WORKER_PIDS, BASE.
+# start_server APP [EXTRA ARGS...]: serve on 127.0.0.1:$SERVER_PORT with $WORKERS workers,
+# output to $LOGFILE, with the server SERVER_KIND names (default hypercorn):
+#   hypercorn  hypercorn [EXTRA ARGS] --worker-class uvloop --workers N --bind ADDR APP
+#   uvicorn    uvicorn APP --workers N --loop uvloop --http httptools --no-access-log
+#              --host 127.0.0.1 --port P [EXTRA ARGS]
+#   ladle      ladle -c APP serve --workers N --no-access-log --host 127.0.0.1 --port P
+#              [EXTRA ARGS]: APP is the repo folder; production's app:main under hypercorn
+# Waits until /health answers and every worker is up. Sets SERVER_GROUP, SERVER_PIDS (every
+# process of the server), SERVER_PARENT (the process that started the workers),
+# WORKER_PIDS (the processes that serve; the parent itself when it has no workers), BASE.
 start_server() {
   local app=$1; shift
+  local kind=${SERVER_KIND:-hypercorn} ready
   BASE="http://127.0.0.1:$SERVER_PORT"
-  cd "$ROOT"   # so that `bench` is importable by the hypercorn workers
-  start_group "$HYPERCORN" "$@" --worker-class uvloop --workers "$WORKERS" \
-    --bind "127.0.0.1:$SERVER_PORT" "$app"
+  cd "$ROOT"
+  case "$kind" in
+    hypercorn)
+      start_group "$HYPERCORN" "$@" --worker-class uvloop --workers "$WORKERS" \
+        --bind "127.0.0.1:$SERVER_PORT" "$app"
+      ready='Running on' ;;
+    uvicorn)
+      [[ -x "$UVICORN" ]] || die "uvicorn is not installed in $VENV_BIN (pip install -e '.[dev]')"
+      "$PY" -c 'import httptools, uvloop' 2>/dev/null \
+        || die "uvicorn needs httptools and uvloop (pip install -e '.[dev]')"
+      start_group "$UVICORN" "$app" --workers "$WORKERS" --loop uvloop --http httptools \
+        --no-access-log --host 127.0.0.1 --port "$SERVER_PORT" "$@"
+      ready='Application startup complete' ;;
+    ladle)
+      start_group "$LADLE" -c "$app" serve --workers "$WORKERS" --no-access-log \
+        --host 127.0.0.1 --port "$SERVER_PORT" "$@"
+      ready='Running on' ;;
+    *) die "SERVER_KIND=$kind: use hypercorn, uvicorn or ladle" ;;
+  esac
   SERVER_GROUP=$STARTED_PID
-  local ready=0
+  local ok=0
   for _ in $(seq 300); do
     if [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$BASE/health" 2>/dev/null)" == 200 ]]; then
-      ready=1; break
+      ok=1; break
     fi
     kill -0 "$SERVER_GROUP" 2>/dev/null || { cat "$LOGFILE" >&2; die "server exited"; }
     sleep 0.1
   done
-  [[ $ready == 1 ]] || { cat "$LOGFILE" >&2; die "server not healthy after 30 s"; }
-  # /health answered from one worker; wait until every worker logged "Running on".
+  [[ $ok == 1 ]] || { cat "$LOGFILE" >&2; die "server not healthy after 30 s"; }
+  # /health answered from one worker; wait until every worker logged that it is ready.
   for _ in $(seq 300); do
-    (( $(grep -c 'Running on' "$LOGFILE" || true) >= WORKERS )) && break
+    (( $(grep -c "$ready" "$LOGFILE" || true) >= WORKERS )) && break
     sleep 0.1
   done
-  (( $(grep -c 'Running on' "$LOGFILE" || true) >= WORKERS )) \
+  (( $(grep -c "$ready" "$LOGFILE" || true) >= WORKERS )) \
     || { cat "$LOGFILE" >&2; die "not all $WORKERS workers started"; }
+  # The group holds `timeout`, the server's parent process and its workers (spawned by
+  # multiprocessing); uvicorn with one worker serves from the parent itself.
   SERVER_PIDS=$(pgrep -g "$SERVER_GROUP" | tr '\n' ' ')
-  WORKER_PIDS=$(pgrep -g "$SERVER_GROUP" -f spawn_main | tr '\n' ' ')
+  SERVER_PARENT=$(pgrep -P "$SERVER_GROUP" | head -1)
+  WORKER_PIDS=$(pgrep -g "$SERVER_GROUP" -f spawn_main | tr '\n' ' ' || true)
+  [[ -n "$WORKER_PIDS" ]] || WORKER_PIDS=$SERVER_PARENT
+}
+
+# stop_server: stop the server's process group (SIGTERM, then SIGKILL after 10 s).
+stop_server() {
+  [[ -n "${SERVER_GROUP:-}" ]] || return 0
+  kill -TERM -- "-$SERVER_GROUP" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 -- "-$SERVER_GROUP" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$SERVER_GROUP" 2>/dev/null || true
+  wait "$SERVER_GROUP" 2>/dev/null || true
+  local i
+  for i in "${!PGIDS[@]}"; do [[ "${PGIDS[$i]}" == "$SERVER_GROUP" ]] && unset 'PGIDS[i]'; done
+  PGIDS=("${PGIDS[@]}")
+  SERVER_GROUP=""
 }
 
 # ---------------------------------------------------------------- CPU accounting --------

@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import subprocess
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 
@@ -20,6 +20,13 @@ def out(*cmd: str) -> str:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
     except Exception as exc:
         return f"? ({exc})"
+
+
+def installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def main() -> None:
@@ -39,7 +46,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "mem_total": out("sh", "-c", "grep MemTotal /proc/meminfo"),
         "python": platform.python_version(),
-        "packages": {p: version(p) for p in args.packages},
+        "packages": {p: installed(p) for p in args.packages},
         "redis_server": out("redis-server", "--version"),
         "wrk": out("sh", "-c", "wrk -v 2>&1 | head -1"),
     }
