@@ -367,3 +367,43 @@ def test_workers_stop_when_the_supervisor_is_killed(demo: Path) -> None:
         while any(Path(f"/proc/{pid}").exists() for pid in workers):
             assert time.monotonic() < deadline, "orphaned workers kept running"
             time.sleep(0.1)
+
+
+def test_sigterm_finishes_in_flight_requests_and_refuses_new_connections(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path, "--enable-debug-command", "yes")
+    try:
+        root = make_repo(
+            tmp_path / "repo",
+            batch_size=1,
+            interval=1,
+            online_store={"type": "redis", "connection_string": redis_server.connection_string},
+        )
+        read = {"entities": {"driver_id": [1]}, "features": ["trips:count"]}
+        with ladle_serve(root, "--no-access-log", "--graceful-timeout", "10") as served:
+            stall = threading.Thread(
+                target=lambda: redis.Redis(port=redis_server.port).execute_command(
+                    "DEBUG", "SLEEP", "1.5"
+                )
+            )
+            stall.start()
+            time.sleep(0.2)
+            answers: list[int] = []
+            in_flight = threading.Thread(
+                target=lambda: answers.append(
+                    httpx.post(
+                        served.url + "/get-online-features", json=read, timeout=10
+                    ).status_code
+                )
+            )
+            in_flight.start()
+            time.sleep(0.3)  # the request now waits on Redis
+            served.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            with pytest.raises(httpx.ConnectError):  # no longer accepting
+                httpx.post(served.url + "/get-online-features", json=read, timeout=2)
+            in_flight.join()
+            stall.join()
+            assert served.process.wait(timeout=30) == 0
+        assert answers == [200]  # the in-flight request was finished, not cut
+    finally:
+        redis_server.stop()
