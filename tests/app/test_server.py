@@ -44,7 +44,28 @@ class Served:
         self.process = process
         self.port = port
         self.url = f"{scheme}://127.0.0.1:{port}"
-        self.output = ""
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float) -> None:
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
 
     def workers(self) -> list[int]:
         """The worker processes' pids (spawned children, not multiprocessing's tracker)."""
@@ -102,10 +123,10 @@ def ladle_serve(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            served.output, _ = process.communicate(timeout=60)
+            served.finish(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            served.output, _ = process.communicate()
+            served.finish(timeout=10)
 
 
 def test_tls_round_trip_with_a_self_signed_certificate(demo: Path, tmp_path: Path) -> None:
@@ -148,6 +169,8 @@ def test_tls_round_trip_with_a_self_signed_certificate(demo: Path, tmp_path: Pat
 
 def test_a_killed_worker_is_replaced_while_the_others_serve(demo: Path) -> None:
     with ladle_serve(demo, "--workers", "2", "--no-access-log") as served:
+        # Killed during startup, a worker would stop the server (on purpose): wait.
+        served.wait_for_output("all 2 workers ready")
         before = served.wait_for_workers(2)
         os.kill(before[0], signal.SIGKILL)
         # The survivor answers at once; nothing waits for the replacement.
@@ -360,6 +383,7 @@ def asyncio_read(root: Path, drivers: list[int]) -> list[object]:
 
 def test_workers_stop_when_the_supervisor_is_killed(demo: Path) -> None:
     with ladle_serve(demo, "--workers", "2", "--no-access-log") as served:
+        served.wait_for_output("all 2 workers ready")
         workers = served.wait_for_workers(2)
         served.process.kill()
         served.process.wait(timeout=10)
