@@ -1,4 +1,5 @@
-"""The ``ladle`` command line: init, apply, materialize, materialize-incremental, serve."""
+"""The ``ladle`` command line: init, apply, materialize, materialize-incremental, precompute,
+serve."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from stores.factory import create_online_store
 from stores.keys import project_prefix
 from stores.materialize import MaterializeError, ViewResult, materialize
 from stores.offline import FileOfflineStore, OfflineStoreError
+from stores.precompute_build import PrecomputeError, PrecomputeResult, precompute
 
 
 class CliError(Exception):
@@ -66,6 +68,11 @@ def cmd_apply(args: argparse.Namespace) -> None:
     if report.deleted_views:
         asyncio.run(_drop_views(settings, report.deleted_views))
     print(f"Registry version {report.snapshot.version} written to {settings.registry_path}")
+    for name in report.needs_precompute:
+        print(
+            f"Feature service {name} has precompute_online but its vectors are not built for "
+            f"this definition: run `ladle precompute {name}` (reads of it answer 503 until then)"
+        )
 
 
 async def _drop_views(settings: RepoSettings, views: list[str]) -> None:
@@ -127,6 +134,29 @@ def cmd_materialize_incremental(args: argparse.Namespace) -> None:
     _report(asyncio.run(_materialize(_settings(args), args.views, args.end, None)))
 
 
+async def _precompute(settings: RepoSettings, services: Sequence[str]) -> list[PrecomputeResult]:
+    store = create_online_store(settings)
+    await store.start()
+    try:
+        registry = FileRegistry(settings.registry_path)
+        return await precompute(registry, store, services, _print_progress)
+    finally:
+        await store.close()
+
+
+def cmd_precompute(args: argparse.Namespace) -> None:
+    try:
+        results = asyncio.run(_precompute(_settings(args), args.services))
+    except PrecomputeError as exc:
+        raise CliError(str(exc)) from None
+    for r in results:
+        print(
+            f"{r.service}: {r.scanned} entity keys scanned, {r.written} vectors written, "
+            f"{r.dropped} dropped, {r.retried} re-read after concurrent writes; "
+            f"built with fingerprint {r.fingerprint}"
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     """Options given on the command line win over feature_server in the repo's config."""
     server = _settings(args).config.feature_server
@@ -180,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     inc.add_argument("end", type=_timestamp, help="ISO 8601 time (no offset = UTC) or 'now'")
     inc.add_argument("-v", "--views", nargs="+", metavar="VIEW", help=views_help)
     inc.set_defaults(run=cmd_materialize_incremental)
+
+    pre = commands.add_parser(
+        "precompute",
+        help="rebuild the precomputed vectors of feature services with precompute_online",
+    )
+    pre.add_argument("services", nargs="+", metavar="SERVICE", help="feature service names")
+    pre.set_defaults(run=cmd_precompute)
 
     srv = commands.add_parser("serve", help="serve the HTTP API with hypercorn")
     srv.add_argument(

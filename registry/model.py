@@ -110,6 +110,8 @@ class FeatureServiceSpec(msgspec.Struct, frozen=True):
     projections: list[ProjectionSpec]
     description: str = ""
     tags: dict[str, str] = {}
+    #: Keep one precomputed vector per entity (see stores.precompute).
+    precompute_online: bool = False
 
 
 class MaterializationSpec(msgspec.Struct, frozen=True):
@@ -129,6 +131,9 @@ class RegistrySnapshot(msgspec.Struct, frozen=True):
     feature_services: dict[str, FeatureServiceSpec] = {}
     on_demand_feature_views: dict[str, OnDemandFeatureViewSpec] = {}
     materializations: dict[str, MaterializationSpec] = {}
+    #: Feature service -> fingerprint (hex) of the layout ``ladle precompute`` last built
+    #: its vectors with. A service is served from its vectors only while this matches.
+    precomputed: dict[str, str] = {}
 
 
 snapshot_encoder = msgspec.json.Encoder()

@@ -22,27 +22,160 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
+from stores.base import (
+    OnlineStore,
+    ReadBatch,
+    ReadResult,
+    StoreUnavailable,
+    VectorWrite,
+    WriteRow,
+)
 from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_command
 
-# KEYS[i] pairs with ARGV[3i-1..3i+1] = view, event_ts_us, record; ARGV[1] = key TTL seconds.
-_WRITE_SCRIPT = """
+# Shared by both scripts: the vector format of stores.vectors, in Lua.
+_VECTOR_LUA = """
+local INDEX = 'svc:'
+local INVALID = '\\0'
+local NO_RECORD = '\\192'
+
+local function array_header(n)
+  if n < 16 then return string.char(0x90 + n) end
+  return '\\220' .. struct.pack('>I2', n)
+end
+
+local function split(vector, n)
+  local runs = {}
+  local pos = 10 + 4 * n + #array_header(n)
+  for i = 1, n do
+    local len = struct.unpack('>I4', vector, 10 + 4 * (i - 1))
+    runs[i] = string.sub(vector, pos, pos + len - 1)
+    pos = pos + len
+  end
+  return runs
+end
+
+local function build(tag, runs, n)
+  local out = {tag}
+  for i = 1, n do out[#out + 1] = struct.pack('>I4', #runs[i]) end
+  out[#out + 1] = array_header(n)
+  for i = 1, n do out[#out + 1] = runs[i] end
+  return table.concat(out)
+end
+
+local function put_index(key, field, views)
+  local index = redis.call('HGET', key, INDEX) or ''
+  local entry = field .. '=' .. views
+  local kept = {}
+  for e in string.gmatch(index, '[^;]+') do
+    if e == entry then return end
+    if string.sub(e, 1, #field + 1) ~= field .. '=' then kept[#kept + 1] = e end
+  end
+  kept[#kept + 1] = entry
+  redis.call('HSET', key, INDEX, table.concat(kept, ';'))
+end
+"""
+
+# KEYS[i] is an entity key; ARGV[1] = key TTL seconds, then per key: view, event_ts_us,
+# record, vector count, and per vector: field, tag, run count, views (comma-joined), part
+# count, then (0-based run position, run) per part. Mirrors stores.vectors.apply_written.
+_WRITE_SCRIPT = (
+    _VECTOR_LUA
+    + """
 local ttl = tonumber(ARGV[1])
+local p = 2
 local written = 0
-for i, key in ipairs(KEYS) do
-  local view = ARGV[3 * i - 1]
-  local ts = tonumber(ARGV[3 * i])
-  local record = ARGV[3 * i + 1]
+for _, key in ipairs(KEYS) do
+  local view = ARGV[p]
+  local ts = tonumber(ARGV[p + 1])
+  local record = ARGV[p + 2]
+  local count = tonumber(ARGV[p + 3])
+  p = p + 4
   local current = redis.call('HGET', key, view)
-  if (not current) or cmsgpack.unpack(current)[1] <= ts then
+  local apply = (not current) or cmsgpack.unpack(current)[1] <= ts
+  if apply then
     redis.call('HSET', key, view, record)
     written = written + 1
+  end
+  local covered = {}
+  for _ = 1, count do
+    local field, tag, n, views, parts = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2]),
+      ARGV[p + 3], tonumber(ARGV[p + 4])
+    p = p + 5
+    covered[field] = true
+    if apply then
+      local vector = redis.call('HGET', key, field)
+      local runs = nil
+      if vector and string.sub(vector, 1, 9) == tag then
+        runs = split(vector, n)
+      elseif vector then
+        if vector ~= INVALID then redis.call('HSET', key, field, INVALID) end
+      else
+        local others = false
+        for v in string.gmatch(views, '[^,]+') do
+          if v ~= view and redis.call('HEXISTS', key, v) == 1 then others = true end
+        end
+        if others then
+          redis.call('HSET', key, field, INVALID)
+        else
+          runs = {}
+          for i = 1, n do runs[i] = NO_RECORD end
+          put_index(key, field, views)
+        end
+      end
+      if runs then
+        for k = 0, parts - 1 do runs[tonumber(ARGV[p + 2 * k]) + 1] = ARGV[p + 2 * k + 1] end
+        redis.call('HSET', key, field, build(tag, runs, n))
+      end
+    end
+    p = p + 2 * parts
+  end
+  if apply then
+    local index = redis.call('HGET', key, INDEX)
+    if index then
+      for field, views in string.gmatch(index, '([^=;]+)=([^;]*)') do
+        if not covered[field] and string.find(',' .. views .. ',', ',' .. view .. ',', 1, true) then
+          local vector = redis.call('HGET', key, field)
+          if vector and vector ~= INVALID then redis.call('HSET', key, field, INVALID) end
+        end
+      end
+    end
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
   end
 end
 return written
 """
+)
+
+# KEYS[i] is an entity key; per key ARGV holds: field, vector ('' = drop the field), views
+# (comma-joined), record count, then (view, SHA-1 hex of the record as read or '') pairs.
+# Returns 1 per key written, 0 where a record changed since it was read.
+_VECTOR_SCRIPT = (
+    _VECTOR_LUA
+    + """
+local p = 1
+local results = {}
+for i, key in ipairs(KEYS) do
+  local field, vector, views, count = ARGV[p], ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3])
+  p = p + 4
+  local same = true
+  for _ = 1, count do
+    local record = redis.call('HGET', key, ARGV[p])
+    if (record and redis.sha1hex(record) or '') ~= ARGV[p + 1] then same = false end
+    p = p + 2
+  end
+  results[i] = same and 1 or 0
+  if same and vector == '' then
+    redis.call('HDEL', key, field)
+  elseif same then
+    redis.call('HSET', key, field, vector)
+    put_index(key, field, views)
+  end
+end
+return results
+"""
+)
 _WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest().encode()
+_VECTOR_SHA = hashlib.sha1(_VECTOR_SCRIPT.encode()).hexdigest().encode()
 
 
 def parse_connection_string(text: str) -> dict[str, Any]:
@@ -143,6 +276,7 @@ class RedisOnlineStore(OnlineStore):
         try:
             await client.ping()
             await client.script_load(_WRITE_SCRIPT)
+            await client.script_load(_VECTOR_SCRIPT)
         except (RedisError, OSError) as exc:
             await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
@@ -205,27 +339,59 @@ class RedisOnlineStore(OnlineStore):
         whole, before any other command."""
         if not rows:
             return 0
-        if self._wire is None:
-            raise StoreUnavailable("Redis online store is not started")
-        parts = [b"EVALSHA", _WRITE_SHA, b"%d" % len(rows), *(row.key for row in rows)]
-        parts.append(b"%d" % self.key_ttl_seconds)
+        parts = [b"%d" % self.key_ttl_seconds]
         for row in rows:
             parts += (row.view.encode(), b"%d" % row.event_ts_us, row.record)
-        payload = pack_command(*parts)
+            parts.append(b"%d" % len(row.vectors))
+            for vector in row.vectors:
+                parts += (
+                    vector.field.encode(),
+                    vector.tag,
+                    b"%d" % vector.run_count,
+                    vector.views.encode(),
+                    b"%d" % len(vector.runs),
+                )
+                for position, run in vector.runs:
+                    parts += (b"%d" % position, run)
+        reply = await self._eval(_WRITE_SCRIPT, _WRITE_SHA, [row.key for row in rows], parts)
+        return int(reply)
+
+    async def write_vectors(self, writes: Sequence[VectorWrite]) -> list[bool]:
+        if not writes:
+            return []
+        parts: list[bytes] = []
+        for write in writes:
+            parts += (
+                write.field.encode(),
+                write.vector or b"",
+                write.views.encode(),
+                b"%d" % len(write.digests),
+            )
+            for view, digest in write.digests:
+                parts += (view.encode(), digest.encode())
+        reply = await self._eval(_VECTOR_SCRIPT, _VECTOR_SHA, [w.key for w in writes], parts)
+        return [bool(flag) for flag in reply]
+
+    async def _eval(
+        self, script: str, sha: bytes, keys: Sequence[bytes], args: Sequence[bytes]
+    ) -> Any:
+        if self._wire is None:
+            raise StoreUnavailable("Redis online store is not started")
+        payload = pack_command(b"EVALSHA", sha, b"%d" % len(keys), *keys, *args)
         (reply,) = await self._wire.execute(payload, 1)
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             # Redis restarted or flushed its scripts: load it again and retry once.
-            await self._wire.execute(pack_command(b"SCRIPT", b"LOAD", _WRITE_SCRIPT.encode()), 1)
+            await self._wire.execute(pack_command(b"SCRIPT", b"LOAD", script.encode()), 1)
             (reply,) = await self._wire.execute(payload, 1)
         if isinstance(reply, hiredis.ReplyError):
             raise StoreUnavailable(f"Redis write failed: {reply}")
-        return int(reply)
+        return reply
 
     async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
         if not views:
             return
         client = self._redis()
-        pattern = prefix.replace(b"\\", b"\\\\").replace(b"*", b"\\*") + b"*"
+        pattern = _match(prefix)
         try:
             async for batch in _chunks(client.scan_iter(match=pattern, count=1000, _type="hash")):
                 pipe = client.pipeline(transaction=False)
@@ -234,6 +400,29 @@ class RedisOnlineStore(OnlineStore):
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis delete failed: {exc}") from exc
+
+    async def scan_keys(self, prefix: bytes, batch: int = 1000) -> AsyncIterator[list[bytes]]:
+        client = self._redis()
+        keys = client.scan_iter(match=_match(prefix), count=batch, _type="hash")
+        try:
+            async for chunk in _chunks(keys, batch):
+                yield chunk
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis scan failed: {exc}") from exc
+
+    async def count_keys(self, prefix: bytes) -> int:
+        count = 0
+        async for chunk in self.scan_keys(prefix):
+            count += len(chunk)
+        return count
+
+
+def _match(prefix: bytes) -> bytes:
+    """A SCAN pattern for keys starting with ``prefix``."""
+    escaped = prefix
+    for special in (b"\\", b"*", b"?", b"[", b"]"):
+        escaped = escaped.replace(special, b"\\" + special)
+    return escaped + b"*"
 
 
 async def _chunks(keys: AsyncIterator[bytes], size: int = 1000) -> AsyncIterator[list[bytes]]:
