@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from app.on_demand import run_transform
-from app.precomputed import read_precomputed
 from app.resolve import ReadPlan
 from app.schemas import FeatureVector, GetOnlineFeaturesResponse
 from stores import codec, timestamps
@@ -30,8 +29,6 @@ async def read_online_features(
     plan: ReadPlan, columns: list[list[Any]], rows: int, store: OnlineStore, now_us: int
 ) -> GetOnlineFeaturesResponse:
     """``columns`` are the coerced entity values, in ``plan.entity_names`` order."""
-    if plan.precomputed is not None:
-        return await read_precomputed(plan.precomputed, plan.metadata, columns, rows, store, now_us)
     batches: list[ReadBatch] = []
     row_to_key: list[list[int]] = []
     for group in plan.groups:

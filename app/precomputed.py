@@ -1,22 +1,24 @@
 """Read a feature service from its precomputed vectors (see stores.vectors).
 
-The response is exactly what reading the service view by view gives (same columns,
-values, statuses and timestamps), built with less work per entity: one decode, then the
-values of each run appended as they are stored, already in output order and converted.
-Per-view ttls are checked against each run's event time, so a stale view still shows
-``OUTSIDE_MAX_AGE``. Rows are built per entity, then turned into columns by ``zip``.
+The response is byte for byte what reading the service view by view gives (same columns,
+values, statuses and timestamps), built with much less work: per entity one decode, then
+the JSON pieces of each run appended as stored, already in output order; rows become
+columns with ``zip`` and the body is joined from those pieces, with no per-value Python
+work. Per-view ttls are checked against each run's event time, so a stale view still
+shows ``OUTSIDE_MAX_AGE``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 
 from app.errors import ApiError
-from app.schemas import FeatureVector, GetOnlineFeaturesResponse, ResponseMetadata
+from app.schemas import ResponseMetadata
 from registry.model import FeatureServiceSpec, RegistrySnapshot
 from stores import vectors
 from stores.base import OnlineStore, ReadBatch
@@ -24,28 +26,36 @@ from stores.keys import KeyEncoder
 from stores.precompute import VectorLayout, vector_layout
 from stores.timestamps import EPOCH_TEXT
 
-PRESENT = "PRESENT"
-NOT_FOUND = "NOT_FOUND"
-NULL_VALUE = "NULL_VALUE"
-OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
-_STATUS = {"P": PRESENT, "N": NULL_VALUE, "F": NOT_FOUND}
+_STATUS_JSON = {"P": b'"PRESENT"', "N": b'"NULL_VALUE"', "F": b'"NOT_FOUND"'}
+_PRESENT = b'"PRESENT"'
+_EPOCH = b'"' + EPOCH_TEXT.encode() + b'"'
+_STATUS_TEXT = {b'"PRESENT"': "PRESENT", b'"NULL_VALUE"': "NULL_VALUE",
+                b'"NOT_FOUND"': "NOT_FOUND", b'"OUTSIDE_MAX_AGE"': "OUTSIDE_MAX_AGE"}  # fmt: skip
+_ENTITY = b'{"values":%b,"statuses":%b,"event_timestamps":%b}'
+_NEXT = b',{"values":['
+_TAIL = b'],"statuses":%b,"event_timestamps":%b}' + _NEXT
+_SECOND = itemgetter(1)
+#: The header standing in for a run without a record: shown with the epoch timestamp.
+_NO_RECORD = (0, _EPOCH, None)
 _decoder = msgspec.msgpack.Decoder()
+_json = msgspec.json.Encoder()
 
-#: One entity's output: values, statuses and event timestamps, in output order.
-Row = tuple[list[Any], list[str], list[str]]
+#: One entity's output: its decoded vector (run headers, then a JSON value per column)
+#: and its statuses (JSON, per column).
+Row = tuple[list[Any], list[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
 class RunRead:
-    """A run's ttl and the constant pieces a row is built from."""
+    """A run's place in the vector, its ttl, and the pieces irregular rows are built from."""
 
-    ttl_us: int
+    start: int  # position of its first value in the vector's array
     count: int
-    nulls: list[None]
-    present: list[str]
-    not_found: list[str]
-    outside: list[str]
-    epochs: list[str]
+    ttl_us: int
+    nulls: list[bytes]
+    present: list[bytes]
+    not_found: list[bytes]
+    outside: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +63,28 @@ class PrecomputedRead:
     service: str
     fields: tuple[str]
     tag: bytes
-    prefix: int  # bytes before the runs
+    prefix: int  # where the vector's array starts
     key_columns: tuple[int, ...]  # entity columns, in the key encoder's order
     encode: KeyEncoder
     runs: tuple[RunRead, ...]
-    all_present: list[str]
+    run_of_column: tuple[int, ...]  # each output feature's run
+    metadata_json: bytes
+    all_present: list[bytes]
     missing: Row  # an entity without a vector
+
+
+@dataclass(frozen=True, slots=True)
+class PrecomputedAnswer:
+    body: bytes
+    entity_columns: int
+    rows: list[Row]
+
+    def statuses(self) -> list[list[str]]:
+        """Per column, as GetOnlineFeaturesResponse would hold them (for metrics)."""
+        count = len(self.rows)
+        per_row = [[_STATUS_TEXT[s] for s in row[1]] for row in self.rows]
+        features = [list(column) for column in zip(*per_row, strict=True)]
+        return [["PRESENT"] * count] * self.entity_columns + features
 
 
 def stale_error(service: str, problem: str) -> ApiError:
@@ -77,6 +103,7 @@ def precomputed_read(
     service: FeatureServiceSpec,
     key_columns: tuple[int, ...],
     encode: KeyEncoder,
+    metadata: ResponseMetadata,
 ) -> PrecomputedRead:
     """The read of a built service; a 503 naming ``ladle precompute`` if it is not built
     for the service's current definition."""
@@ -89,64 +116,90 @@ def precomputed_read(
             else "its definition changed since its precomputed vectors were built"
         )
         raise stale_error(service.name, problem)
-    runs = tuple(
-        RunRead(
-            run.ttl_us,
-            len(run.features),
-            [None] * len(run.features),
-            [PRESENT] * len(run.features),
-            [NOT_FOUND] * len(run.features),
-            [OUTSIDE_MAX_AGE] * len(run.features),
-            [EPOCH_TEXT] * len(run.features),
+    runs = []
+    run_of_column: list[int] = []
+    start = len(layout.runs)
+    for index, run in enumerate(layout.runs):
+        count = len(run.features)
+        runs.append(
+            RunRead(
+                start,
+                count,
+                run.ttl_us,
+                [b"null"] * count,
+                [_PRESENT] * count,
+                [b'"NOT_FOUND"'] * count,
+                [b'"OUTSIDE_MAX_AGE"'] * count,
+            )
         )
-        for run in layout.runs
-    )
-    width = sum(run.count for run in runs)
+        run_of_column += [index] * count
+        start += count
+    width = len(run_of_column)
+    no_record = [_NO_RECORD] * len(runs) + [b"null"] * width
     return PrecomputedRead(
         service=service.name,
         fields=(layout.field,),
         tag=layout.tag,
-        prefix=vectors.prefix_length(len(runs)),
+        prefix=vectors.array_offset(len(runs)),
         key_columns=key_columns,
         encode=encode,
-        runs=runs,
-        all_present=[PRESENT] * width,
-        missing=([None] * width, [NOT_FOUND] * width, [EPOCH_TEXT] * width),
+        runs=tuple(runs),
+        run_of_column=tuple(run_of_column),
+        metadata_json=_json.encode(metadata),
+        all_present=[_PRESENT] * width,
+        missing=(no_record, [b'"NOT_FOUND"'] * width),
     )
 
 
 async def read_precomputed(
     pre: PrecomputedRead,
-    metadata: ResponseMetadata,
     columns: list[list[Any]],
     rows: int,
     store: OnlineStore,
     now_us: int,
-) -> GetOnlineFeaturesResponse:
-    """``columns`` are the coerced entity values, all of them join keys."""
+) -> PrecomputedAnswer:
+    """The response body; ``columns`` are the coerced entity values (all join keys)."""
     distinct: dict[bytes, int] = {}
     positions = []
     encode = pre.encode
-    for values in zip(*[columns[i] for i in pre.key_columns], strict=True):
-        positions.append(distinct.setdefault(encode(values), len(distinct)))
+    for key_values in zip(*[columns[i] for i in pre.key_columns], strict=True):
+        positions.append(distinct.setdefault(encode(key_values), len(distinct)))
     (found,) = await store.read([ReadBatch(list(distinct), pre.fields)])
     by_key = [_entity_row(pre, stored[0], now_us) for stored in found]
     chosen = by_key if len(by_key) == rows else [by_key[p] for p in positions]
 
-    present_rows = [PRESENT] * rows
-    results = [FeatureVector(values, present_rows, [EPOCH_TEXT] * rows) for values in columns]
-    value_columns = zip(*[row[0] for row in chosen], strict=True)
-    ts_columns = zip(*[row[2] for row in chosen], strict=True)
-    status_columns: Any
+    present = b"[" + b",".join([_PRESENT] * rows) + b"]"
+    epochs = b"[" + b",".join([_EPOCH] * rows) + b"]"
+    entity_parts = [_ENTITY % (_json.encode(column), present, epochs) for column in columns]
+    # Transposed, the rows' first columns are the run headers, then one per feature.
+    transposed = zip(*[row[0] for row in chosen], strict=True)
+    stamps = [b"[" + b",".join(map(_SECOND, next(transposed))) + b"]" for _ in range(len(pre.runs))]
+    # What follows each column's values: its statuses and timestamps (shared by a run's
+    # columns, and with every value present by all columns of a run), then the next column.
+    tails: list[bytes]
     if all(row[1] is pre.all_present for row in chosen):
-        status_columns = [present_rows] * len(pre.all_present)
+        per_run = [_TAIL % (present, stamp) for stamp in stamps]
+        tails = list(map(per_run.__getitem__, pre.run_of_column))
     else:
-        status_columns = zip(*[row[1] for row in chosen], strict=True)
-    results += [
-        FeatureVector(list(v), list(s), list(t))
-        for v, s, t in zip(value_columns, status_columns, ts_columns, strict=True)
-    ]
-    return GetOnlineFeaturesResponse(results=results, metadata=metadata)
+        statuses = zip(*[row[1] for row in chosen], strict=True)
+        tails = [
+            _TAIL % (b"[" + b",".join(status) + b"]", stamps[run])
+            for status, run in zip(statuses, pre.run_of_column, strict=True)
+        ]
+    tails[-1] = tails[-1][: -len(_NEXT)]
+    features = chain.from_iterable(zip(map(b",".join, transposed), tails, strict=True))
+    body = b"".join(
+        (
+            b'{"results":[',
+            b",".join(entity_parts),
+            b',{"values":[',
+            *features,
+            b'],"metadata":',
+            pre.metadata_json,
+            b"}",
+        )
+    )
+    return PrecomputedAnswer(body, len(columns), chosen)
 
 
 def _entity_row(pre: PrecomputedRead, raw: bytes | None, now_us: int) -> Row:
@@ -155,43 +208,34 @@ def _entity_row(pre: PrecomputedRead, raw: bytes | None, now_us: int) -> Row:
     if raw[: vectors.TAG_BYTES] != pre.tag:
         raise stale_error(pre.service, _mismatch(raw))
     try:
-        runs = _decoder.decode(raw[pre.prefix :])
+        items = _decoder.decode(raw[pre.prefix :])
     except msgspec.DecodeError:
         raise stale_error(pre.service, "a precomputed vector is unreadable") from None
-    values: list[Any] = []
-    stamps: list[str] = []
-    plain = True  # every value present: the statuses are pre.all_present
-    for run, meta in zip(runs, pre.runs, strict=True):
-        if run is None:
-            values += meta.nulls
-            stamps += meta.epochs
-            plain = False
-            continue
-        stamps += [run[1]] * meta.count
-        if meta.ttl_us and now_us - run[0] > meta.ttl_us:
-            values += meta.nulls
-            plain = False
-        else:
-            values += run[3:]
-            if run[2] is not None:
-                plain = False
-    if plain:
-        return values, pre.all_present, stamps
-    return values, _statuses(pre, runs, now_us), stamps
+    for header, run in zip(items, pre.runs, strict=False):
+        if header is None or header[2] is not None or now_us - header[0] > run.ttl_us > 0:
+            return _irregular(pre, items, now_us)
+    return items, pre.all_present
 
 
-def _statuses(pre: PrecomputedRead, runs: Sequence[Any], now_us: int) -> list[str]:
-    statuses: list[str] = []
-    for run, meta in zip(runs, pre.runs, strict=True):
-        if run is None:
-            statuses += meta.not_found
-        elif meta.ttl_us and now_us - run[0] > meta.ttl_us:
-            statuses += meta.outside
-        elif run[2] is None:
-            statuses += meta.present
+def _irregular(pre: PrecomputedRead, items: list[Any], now_us: int) -> Row:
+    """A row with a run missing, stale, or holding values that are not present."""
+    items = list(items)
+    statuses: list[bytes] = []
+    for index, run in enumerate(pre.runs):
+        header = items[index]
+        values = slice(run.start, run.start + run.count)
+        if header is None:
+            items[index] = _NO_RECORD
+            items[values] = run.nulls
+            statuses += run.not_found
+        elif now_us - header[0] > run.ttl_us > 0:
+            items[values] = run.nulls
+            statuses += run.outside
+        elif header[2] is None:
+            statuses += run.present
         else:
-            statuses += [_STATUS[code] for code in run[2]]
-    return statuses
+            statuses += [_STATUS_JSON[code] for code in header[2]]
+    return items, statuses
 
 
 def _mismatch(raw: bytes) -> str:

@@ -189,7 +189,7 @@ def build_plan(
     if spec is not None and spec.precompute_online:
         # Apply made sure every view is stored under the same join keys: one group.
         (group,) = plan.groups
-        read = precomputed_read(snapshot, spec, group.key_columns, group.encode)
+        read = precomputed_read(snapshot, spec, group.key_columns, group.encode, plan.metadata)
         plan = dataclasses.replace(plan, precomputed=read)
     return plan
 

@@ -33,7 +33,8 @@ class VectorPart(NamedTuple):
     tag: bytes  # format version and layout fingerprint
     run_count: int
     views: str  # the vector's views, comma-joined (for the entity's vector index)
-    runs: tuple[tuple[int, bytes], ...]  # (run position, encoded run)
+    empty: bytes  # the vector of an entity without records, to start from
+    runs: tuple[tuple[int, bytes, bytes], ...]  # (run position, header, values)
 
 
 class WriteRow(NamedTuple):

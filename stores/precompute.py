@@ -26,6 +26,9 @@ from stores import codec, timestamps, vectors
 from stores.base import VectorPart
 
 _encoder = msgspec.msgpack.Encoder()
+#: Encodes values exactly as the response encoder (app.schemas) would.
+_json = msgspec.json.Encoder()
+_NULL = b"null"
 _MISSING = object()
 
 
@@ -49,6 +52,8 @@ class VectorLayout:
     views: tuple[str, ...]  # distinct, in output order
     views_csv: str
     join_keys: tuple[tuple[str, str], ...]  # (name, dtype), as the first view declares them
+    elements: int  # run headers and values: the length of the vector's array
+    empty: bytes  # the vector of an entity without records
 
 
 Stored = FeatureViewSpec | OnDemandFeatureViewSpec
@@ -77,11 +82,14 @@ def vector_layout(snapshot: RegistrySnapshot, service: FeatureServiceSpec) -> Ve
     }
     digest = hashlib.sha256(msgspec.json.encode(described)).digest()[: vectors.FINGERPRINT_BYTES]
     views = tuple(dict.fromkeys(spec.name for spec, _ in runs))
+    tag = vectors.tag_for(digest)
+    elements = len(runs) + sum(len(features) for _, features in runs)
+    nothing = [vectors.NIL] * len(runs) + [vectors.NIL * len(features) for _, features in runs]
     return VectorLayout(
         service=service.name,
         field=vectors.field_for(service.name),
         fingerprint=digest.hex(),
-        tag=vectors.tag_for(digest),
+        tag=tag,
         runs=tuple(
             Run(
                 spec.name,
@@ -94,6 +102,8 @@ def vector_layout(snapshot: RegistrySnapshot, service: FeatureServiceSpec) -> Ve
         views=views,
         views_csv=",".join(views),
         join_keys=join_keys,
+        elements=elements,
+        empty=vectors.build(tag, elements, nothing),
     )
 
 
@@ -112,24 +122,29 @@ def vector_layouts(snapshot: RegistrySnapshot) -> dict[str, VectorLayout]:
     }
 
 
-def encode_run(run: Run, event_ts_us: int, ts_text: str, values: Mapping[str, Any]) -> bytes:
-    """One view's part of a vector: its values in output order, ready for JSON."""
-    out: list[Any] = [event_ts_us, ts_text, None]
+def encode_run(
+    run: Run, event_ts_us: int, ts_text: str, values: Mapping[str, Any]
+) -> tuple[bytes, bytes]:
+    """One view's part of a vector: its header, and its values in output order, each
+    already encoded as the JSON the response shows (so a read only joins bytes)."""
+    fragments = []
     codes = []
     for name, convert in zip(run.features, run.converters, strict=True):
         value = values.get(name, _MISSING)
         if value is _MISSING:
-            out.append(None)
+            fragments.append(_NULL)
             codes.append("F")
         elif value is None:
-            out.append(None)
+            fragments.append(_NULL)
             codes.append("N")
         else:
-            out.append(convert(value) if convert is not None else value)
+            fragments.append(_json.encode(convert(value) if convert is not None else value))
             codes.append("P")
-    if "N" in codes or "F" in codes:
-        out[2] = "".join(codes)
-    return _encoder.encode(out)
+    statuses = "".join(codes) if "N" in codes or "F" in codes else None
+    header = _encoder.encode((event_ts_us, _json.encode(ts_text), statuses))
+    # The values go into the vector's one array: strip this array's own header.
+    encoded = _encoder.encode(fragments)
+    return header, encoded[len(vectors.array_header(len(fragments))) :]
 
 
 class ViewVectors:
@@ -155,7 +170,8 @@ class ViewVectors:
                 layout.tag,
                 len(layout.runs),
                 layout.views_csv,
-                tuple((i, encode_run(run, event_ts_us, ts_text, values)) for i, run in runs),
+                layout.empty,
+                tuple((i, *encode_run(run, event_ts_us, ts_text, values)) for i, run in runs),
             )
             for layout, runs in self._targets
         )
@@ -167,12 +183,15 @@ def view_vectors(snapshot: RegistrySnapshot, view: str) -> ViewVectors:
 
 def build_vector(layout: VectorLayout, records: Mapping[str, codec.Record]) -> bytes:
     """A whole vector from the records of its views (by view name; absent = no record)."""
-    runs = []
+    headers, values = [], []
     for run in layout.runs:
         record = records.get(run.view)
         if record is None:
-            runs.append(vectors.NO_RECORD)
+            headers.append(vectors.NIL)
+            values.append(vectors.NIL * len(run.features))
         else:
-            event_ts, values = record
-            runs.append(encode_run(run, event_ts, timestamps.format_us(event_ts), values))
-    return vectors.build(layout.tag, runs)
+            event_ts, stored = record
+            header, encoded = encode_run(run, event_ts, timestamps.format_us(event_ts), stored)
+            headers.append(header)
+            values.append(encoded)
+    return vectors.build(layout.tag, layout.elements, headers + values)

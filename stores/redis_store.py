@@ -36,29 +36,27 @@ from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_com
 _VECTOR_LUA = """
 local INDEX = 'svc:'
 local INVALID = '\\0'
-local NO_RECORD = '\\192'
-
-local function array_header(n)
-  if n < 16 then return string.char(0x90 + n) end
-  return '\\220' .. struct.pack('>I2', n)
-end
 
 local function split(vector, n)
-  local runs = {}
-  local pos = 10 + 4 * n + #array_header(n)
-  for i = 1, n do
+  local offset = 10 + 8 * n
+  local first = string.byte(vector, offset)
+  local size = 5
+  if first < 0xa0 then size = 1 elseif first == 0xdc then size = 3 end
+  local chunks = {}
+  local pos = offset + size
+  for i = 1, 2 * n do
     local len = struct.unpack('>I4', vector, 10 + 4 * (i - 1))
-    runs[i] = string.sub(vector, pos, pos + len - 1)
+    chunks[i] = string.sub(vector, pos, pos + len - 1)
     pos = pos + len
   end
-  return runs
+  return string.sub(vector, offset, offset + size - 1), chunks
 end
 
-local function build(tag, runs, n)
+local function build(tag, header, chunks)
   local out = {tag}
-  for i = 1, n do out[#out + 1] = struct.pack('>I4', #runs[i]) end
-  out[#out + 1] = array_header(n)
-  for i = 1, n do out[#out + 1] = runs[i] end
+  for i = 1, #chunks do out[#out + 1] = struct.pack('>I4', #chunks[i]) end
+  out[#out + 1] = header
+  for i = 1, #chunks do out[#out + 1] = chunks[i] end
   return table.concat(out)
 end
 
@@ -76,8 +74,9 @@ end
 """
 
 # KEYS[i] is an entity key; ARGV[1] = key TTL seconds, then per key: view, event_ts_us,
-# record, vector count, and per vector: field, tag, run count, views (comma-joined), part
-# count, then (0-based run position, run) per part. Mirrors stores.vectors.apply_written.
+# record, vector count, and per vector: field, tag, run count, views (comma-joined), empty
+# vector, part count, then (0-based run position, header, values) per part. Mirrors
+# stores.vectors.apply_written.
 _WRITE_SCRIPT = (
     _VECTOR_LUA
     + """
@@ -98,36 +97,34 @@ for _, key in ipairs(KEYS) do
   end
   local covered = {}
   for _ = 1, count do
-    local field, tag, n, views, parts = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2]),
-      ARGV[p + 3], tonumber(ARGV[p + 4])
-    p = p + 5
+    local field, tag, n, views, empty, parts = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2]),
+      ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
+    p = p + 6
     covered[field] = true
-    if apply then
-      local vector = redis.call('HGET', key, field)
-      local runs = nil
-      if vector and string.sub(vector, 1, 9) == tag then
-        runs = split(vector, n)
-      elseif vector then
-        if vector ~= INVALID then redis.call('HSET', key, field, INVALID) end
-      else
-        local others = false
-        for v in string.gmatch(views, '[^,]+') do
-          if v ~= view and redis.call('HEXISTS', key, v) == 1 then others = true end
-        end
-        if others then
-          redis.call('HSET', key, field, INVALID)
-        else
-          runs = {}
-          for i = 1, n do runs[i] = NO_RECORD end
-          put_index(key, field, views)
-        end
+    local vector = apply and redis.call('HGET', key, field)
+    if apply and not vector then
+      for v in string.gmatch(views, '[^,]+') do
+        if v ~= view and redis.call('HEXISTS', key, v) == 1 then vector = INVALID end
       end
-      if runs then
-        for k = 0, parts - 1 do runs[tonumber(ARGV[p + 2 * k]) + 1] = ARGV[p + 2 * k + 1] end
-        redis.call('HSET', key, field, build(tag, runs, n))
+      if vector then
+        redis.call('HSET', key, field, INVALID)
+      else
+        vector = empty
+        put_index(key, field, views)
       end
     end
-    p = p + 2 * parts
+    if apply and string.sub(vector, 1, 9) ~= tag then
+      if vector ~= INVALID then redis.call('HSET', key, field, INVALID) end
+    elseif apply then
+      local header, chunks = split(vector, n)
+      for k = 0, parts - 1 do
+        local i = tonumber(ARGV[p + 3 * k]) + 1
+        chunks[i] = ARGV[p + 3 * k + 1]
+        chunks[n + i] = ARGV[p + 3 * k + 2]
+      end
+      redis.call('HSET', key, field, build(tag, header, chunks))
+    end
+    p = p + 3 * parts
   end
   if apply then
     local index = redis.call('HGET', key, INDEX)
@@ -349,10 +346,11 @@ class RedisOnlineStore(OnlineStore):
                     vector.tag,
                     b"%d" % vector.run_count,
                     vector.views.encode(),
+                    vector.empty,
                     b"%d" % len(vector.runs),
                 )
-                for position, run in vector.runs:
-                    parts += (b"%d" % position, run)
+                for position, header, values in vector.runs:
+                    parts += (b"%d" % position, header, values)
         reply = await self._eval(_WRITE_SCRIPT, _WRITE_SHA, [row.key for row in rows], parts)
         return int(reply)
 

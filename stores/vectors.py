@@ -3,19 +3,20 @@
 A feature service with ``precompute_online=True`` keeps, next to each entity's view
 records (same Redis hash, same SQLite entity key), one more field ``svc:<service>``::
 
-    0x01 | fingerprint (8 bytes) | run lengths (u32 big-endian each) | MessagePack array
+    0x01 | fingerprint (8 bytes) | 2 x runs chunk lengths (u32 big-endian) | array
 
-The array holds one *run* per stretch of the service's output that one view feeds, each
-a MessagePack array ``[event_ts_us, event_ts_text, statuses, value, ...]`` with the values
-in output order and already converted for JSON (see :func:`stores.codec.output_converter`),
-``statuses`` nil when every value is present, else one letter per value (``P`` present,
-``N`` null, ``F`` not in the record); or nil when the view has no record for the entity.
-A read is then one decode and a few list operations per entity.
+A *run* is a stretch of the service's output that one view feeds. The MessagePack array
+holds first one header per run, ``[event_ts_us, event_ts_json, statuses]`` (nil when the
+view has no record for the entity), then every value of the service in output order, each
+as the JSON text the response shows (converted as :func:`stores.codec.output_converter`
+says). ``statuses`` is nil when every value of the run is present, else one letter per
+value (``P`` present, ``N`` null, ``F`` not in the record). Decoded, the array is the
+entity's row of the response, and rows become columns with one ``zip``.
 
-The run lengths let a write replace one view's runs by slicing bytes, without decoding
-values: the Redis write script does exactly what :func:`apply_written` does here, so no
-write needs a read-modify-write round trip, and the vector changes with the record in
-the same atomic step.
+The chunk lengths (each run's header, then each run's values) let a write replace one
+view's runs by slicing bytes, without decoding values: the Redis write script does
+exactly what :func:`apply_written` does here, so no write needs a read-modify-write round
+trip, and the vector changes with the record in the same atomic step.
 
 A vector whose fingerprint is not the writer's, or that a writer cannot keep current, is
 replaced by :data:`INVALID`; reads answer a clear error until ``ladle precompute`` rebuilds
@@ -37,8 +38,8 @@ FINGERPRINT_BYTES = 8
 TAG_BYTES = 1 + FINGERPRINT_BYTES
 #: Stands in for a vector that no longer matches its records.
 INVALID = b"\x00"
-#: A run for a view without a record: MessagePack nil.
-NO_RECORD = b"\xc0"
+#: MessagePack nil: the header of a run whose view has no record, and its values.
+NIL = b"\xc0"
 FIELD_PREFIX = "svc:"
 INDEX_FIELD = "svc:"
 _LENGTH = struct.Struct(">I")
@@ -55,28 +56,38 @@ def tag_for(fingerprint: bytes) -> bytes:
 def array_header(count: int) -> bytes:
     if count < 16:
         return bytes([0x90 | count])
-    return b"\xdc" + struct.pack(">H", count)
+    if count < 2**16:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)
 
 
-def prefix_length(run_count: int) -> int:
-    """Bytes before the runs' MessagePack array ends its header: what a reader skips."""
-    return TAG_BYTES + 4 * run_count + len(array_header(run_count))
+def array_offset(run_count: int) -> int:
+    """Where the MessagePack array starts: what a reader decodes from."""
+    return TAG_BYTES + 8 * run_count
 
 
-def build(tag: bytes, runs: Sequence[bytes]) -> bytes:
-    lengths = b"".join(_LENGTH.pack(len(run)) for run in runs)
-    return b"".join((tag, lengths, array_header(len(runs)), *runs))
+def build(tag: bytes, elements: int, chunks: Sequence[bytes]) -> bytes:
+    """A vector from its ``2 x runs`` chunks: each run's header, then each run's values."""
+    lengths = b"".join(_LENGTH.pack(len(chunk)) for chunk in chunks)
+    return b"".join((tag, lengths, array_header(elements), *chunks))
 
 
-def split(vector: bytes, run_count: int) -> list[bytes]:
-    """The encoded runs of a vector whose tag has been checked."""
-    runs = []
-    position = prefix_length(run_count)
-    for i in range(run_count):
+def split(vector: bytes, run_count: int) -> tuple[int, list[bytes]]:
+    """The element count and the chunks of a vector whose tag has been checked."""
+    offset = array_offset(run_count)
+    first = vector[offset]
+    if first < 0xA0:
+        elements, position = first & 0x0F, offset + 1
+    elif first == 0xDC:
+        elements, position = struct.unpack_from(">H", vector, offset + 1)[0], offset + 3
+    else:
+        elements, position = struct.unpack_from(">I", vector, offset + 1)[0], offset + 5
+    chunks = []
+    for i in range(2 * run_count):
         (length,) = _LENGTH.unpack_from(vector, TAG_BYTES + 4 * i)
-        runs.append(vector[position : position + length])
+        chunks.append(vector[position : position + length])
         position += length
-    return runs
+    return elements, chunks
 
 
 def index_entries(index: bytes | None) -> Iterator[tuple[str, list[str]]]:
@@ -117,24 +128,23 @@ def apply_written(fields: EntityFields, view: str, parts: Sequence[VectorPart]) 
     for part in parts:
         covered.add(part.field)
         vector = fields.get(part.field)
-        if vector is not None and vector[:TAG_BYTES] == part.tag:
-            runs = split(vector, part.run_count)
-            for position, run in part.runs:
-                runs[position] = run
-            fields.set(part.field, build(part.tag, runs))
-        elif vector is not None:
+        if vector is None:
+            if any(fields.exists(v) for v in part.views.split(",") if v != view):
+                # Other views have records that no vector holds (written by a process
+                # that did not know about this vector): only a rebuild can tell their runs.
+                fields.set(part.field, INVALID)
+                continue
+            vector = part.empty
+            put_index(fields, part.field, part.views)
+        if vector[:TAG_BYTES] != part.tag:
             if vector != INVALID:  # built for another layout
                 fields.set(part.field, INVALID)
-        elif any(fields.exists(v) for v in part.views.split(",") if v != view):
-            # Other views have records that no vector holds (written by a process that
-            # did not know about this vector): only a rebuild can tell their runs.
-            fields.set(part.field, INVALID)
-        else:
-            runs = [NO_RECORD] * part.run_count
-            for position, run in part.runs:
-                runs[position] = run
-            fields.set(part.field, build(part.tag, runs))
-            put_index(fields, part.field, part.views)
+            continue
+        elements, chunks = split(vector, part.run_count)
+        for position, header, values in part.runs:
+            chunks[position] = header
+            chunks[part.run_count + position] = values
+        fields.set(part.field, build(part.tag, elements, chunks))
     index = fields.get(INDEX_FIELD)
     if index is None:
         return
