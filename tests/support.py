@@ -15,6 +15,8 @@ from typing import Any
 import duckdb
 import yaml
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -102,7 +104,9 @@ def write_repo(
 def run_cli(
     *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The checkout under test comes first, whichever checkout the venv was installed from.
+    path = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     ladle = Path(sys.executable).parent / "ladle"  # the one installed next to this Python
     result = subprocess.run(
         [str(ladle), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
