@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from registry.apply import apply_repo
 from registry.config import RepoSettings, load_repo_config
@@ -309,3 +311,26 @@ async def test_rebuild_while_writes_happen(
     for start in range(0, len(drivers), 50):
         await same(client, drivers[start : start + 50])
     await same(client)
+
+
+async def test_metrics_count_the_same_statuses(tmp_path: Path) -> None:
+    root = await build(tmp_path / "repo", {"type": "sqlite", "path": "data/online.db"})
+    config = (root / "feature_store.yaml").read_text()
+    (root / "feature_store.yaml").write_text(
+        config + "feature_server:\n  metrics:\n    enabled: true\n"
+    )
+    statuses = ("PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE")
+
+    def counts() -> list[float]:
+        name = "ladle_online_feature_values_total"
+        return [REGISTRY.get_sample_value(name, {"status": s}) or 0.0 for s in statuses]
+
+    async for client in serve(root):
+        seen = [counts()]
+        for name in ("pre", "plain"):
+            body = {"entities": {"driver_id": DRIVERS}, "feature_service": name}
+            assert (await client.post(URL, json=body)).status_code == 200
+            seen.append(counts())
+    by_pre, by_plain = ([b - a for a, b in zip(x, y, strict=True)] for x, y in pairwise(seen))
+    assert by_pre == by_plain
+    assert all(by_pre)  # every status occurs
