@@ -62,6 +62,7 @@ class RunRead:
 class PrecomputedRead:
     service: str
     fields: tuple[str]
+    views: tuple[str, ...]
     tag: bytes
     prefix: int  # where the vector's array starts
     key_columns: tuple[int, ...]  # entity columns, in the key encoder's order
@@ -139,6 +140,7 @@ def precomputed_read(
     return PrecomputedRead(
         service=service.name,
         fields=(layout.field,),
+        views=layout.views,
         tag=layout.tag,
         prefix=vectors.array_offset(len(runs)),
         key_columns=key_columns,
@@ -164,8 +166,12 @@ async def read_precomputed(
     encode = pre.encode
     for key_values in zip(*[columns[i] for i in pre.key_columns], strict=True):
         positions.append(distinct.setdefault(encode(key_values), len(distinct)))
-    (found,) = await store.read([ReadBatch(list(distinct), pre.fields)])
+    keys = list(distinct)
+    (found,) = await store.read([ReadBatch(keys, pre.fields)])
     by_key = [_entity_row(pre, stored[0], now_us) for stored in found]
+    missing = [key for key, row in zip(keys, by_key, strict=True) if row is pre.missing]
+    if missing:
+        await _check_missing(pre, missing, store)
     chosen = by_key if len(by_key) == rows else [by_key[p] for p in positions]
 
     present = b"[" + b",".join([_PRESENT] * rows) + b"]"
@@ -200,6 +206,18 @@ async def read_precomputed(
         )
     )
     return PrecomputedAnswer(body, len(columns), chosen)
+
+
+async def _check_missing(pre: PrecomputedRead, keys: list[bytes], store: OnlineStore) -> None:
+    """Entities without a vector must have no records either (else a process that did
+    not know the service's definition wrote them): NOT_FOUND must not hide stored data."""
+    (records,) = await store.read([ReadBatch(keys, pre.views)])
+    if any(record is not None for per_key in records for record in per_key):
+        raise stale_error(
+            pre.service,
+            "an entity has records but no precomputed vector (a write came from a process "
+            "that did not know the service's current definition)",
+        )
 
 
 def _entity_row(pre: PrecomputedRead, raw: bytes | None, now_us: int) -> Row:

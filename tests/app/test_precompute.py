@@ -275,10 +275,21 @@ async def test_a_write_from_an_unaware_process_needs_a_rebuild(
     assert "no longer matches its records" in response.json()["detail"][0]["msg"]
     await same(client, [1002, 1003])  # other entities are still served
 
+    # A new entity written that way has records but no vector: not NOT_FOUND either.
+    new = WriteRow(key.replace(b"1001", b"4242"), "recent", now_us(), record)
+    await with_store(settings, lambda store: store.write([new]))
+    response = await client.post(
+        URL, json={"entities": {"driver_id": [1002, 4242]}, "feature_service": "pre"}
+    )
+    assert response.status_code == 503
+    assert "an entity has records but no precomputed vector" in response.text
+    await same(client, [1002, 9999])  # a really missing entity is still NOT_FOUND
+
     registry = FileRegistry(settings.registry_path)
     await with_store(settings, lambda store: precompute(registry, store, ["pre"]))
-    body = await same(client)
+    body = await same(client, [*DRIVERS, 4242])
     assert column(body, "clicks")["values"][0] == 99
+    assert column(body, "clicks")["values"][-1] == 99
 
 
 async def test_rebuild_while_writes_happen(
