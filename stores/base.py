@@ -26,14 +26,20 @@ class ReadBatch(NamedTuple):
     views: Sequence[str]
 
 
-class VectorPart(NamedTuple):
-    """The runs one written record contributes to a precomputed vector (stores.vectors)."""
+class VectorTarget(NamedTuple):
+    """A precomputed vector's layout, as a store needs it (one per layout, shared)."""
 
     field: str  # "svc:<service>"
     tag: bytes  # format version and layout fingerprint
     run_count: int
     views: str  # the vector's views, comma-joined (for the entity's vector index)
     empty: bytes  # the vector of an entity without records, to start from
+
+
+class VectorPart(NamedTuple):
+    """The runs one written record contributes to a precomputed vector (stores.vectors)."""
+
+    target: VectorTarget
     runs: tuple[tuple[int, bytes, bytes], ...]  # (run position, header, values)
 
 

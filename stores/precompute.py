@@ -23,7 +23,7 @@ from registry.model import (
     RegistrySnapshot,
 )
 from stores import codec, timestamps, vectors
-from stores.base import VectorPart
+from stores.base import VectorPart, VectorTarget
 
 _encoder = msgspec.msgpack.Encoder()
 #: Encodes values exactly as the response encoder (app.schemas) would.
@@ -152,10 +152,17 @@ class ViewVectors:
 
     def __init__(self, layouts: Sequence[VectorLayout], view: str) -> None:
         self._targets = [
-            (layout, [(i, run) for i, run in enumerate(layout.runs) if run.view == view])
+            (
+                VectorTarget(
+                    layout.field, layout.tag, len(layout.runs), layout.views_csv, layout.empty
+                ),
+                [(i, run) for i, run in enumerate(layout.runs) if run.view == view],
+            )
             for layout in layouts
             if view in layout.views
         ]
+        #: Rows written together often share an event time: format it once.
+        self._last_ts: tuple[int, str] = (0, timestamps.format_us(0))
 
     def __bool__(self) -> bool:
         return bool(self._targets)
@@ -163,22 +170,19 @@ class ViewVectors:
     def parts(self, event_ts_us: int, values: Mapping[str, Any]) -> tuple[VectorPart, ...]:
         if not self._targets:
             return ()
-        ts_text = timestamps.format_us(event_ts_us)
+        last = self._last_ts
+        if last[0] == event_ts_us:
+            ts_text = last[1]
+        else:
+            ts_text = timestamps.format_us(event_ts_us)
+            self._last_ts = (event_ts_us, ts_text)
         return tuple(
             VectorPart(
-                layout.field,
-                layout.tag,
-                len(layout.runs),
-                layout.views_csv,
-                layout.empty,
+                target,
                 tuple((i, *encode_run(run, event_ts_us, ts_text, values)) for i, run in runs),
             )
-            for layout, runs in self._targets
+            for target, runs in self._targets
         )
-
-
-def view_vectors(snapshot: RegistrySnapshot, view: str) -> ViewVectors:
-    return ViewVectors(list(vector_layouts(snapshot).values()), view)
 
 
 def build_vector(layout: VectorLayout, records: Mapping[str, codec.Record]) -> bytes:

@@ -5,13 +5,13 @@ holding that view's record (see :mod:`stores.codec`). A request reads every view
 every distinct entity in one pipeline round trip: one HMGET per distinct entity key,
 naming all the views that share that key.
 
-Writes go through a Lua script so that "newer event timestamp wins" is checked and
-applied atomically inside Redis, and one write call is applied whole.
+Writes go through a Lua script (stores.redis_scripts) so that "newer event timestamp
+wins" is checked and applied atomically inside Redis, with the precomputed vectors that
+hold the written views (stores.vectors), and one write call is applied whole.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,152 +27,15 @@ from stores.base import (
     ReadBatch,
     ReadResult,
     StoreUnavailable,
+    VectorTarget,
     VectorWrite,
     WriteRow,
 )
+from stores.redis_scripts import VECTOR_SCRIPT, VECTOR_SHA, WRITE_SCRIPT, WRITE_SHA
 from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_command
 
-# Shared by both scripts: the vector format of stores.vectors, in Lua.
-_VECTOR_LUA = """
-local INDEX = 'svc:'
-local INVALID = '\\0'
-
-local function split(vector, n)
-  local offset = 10 + 8 * n
-  local first = string.byte(vector, offset)
-  local size = 5
-  if first < 0xa0 then size = 1 elseif first == 0xdc then size = 3 end
-  local chunks = {}
-  local pos = offset + size
-  for i = 1, 2 * n do
-    local len = struct.unpack('>I4', vector, 10 + 4 * (i - 1))
-    chunks[i] = string.sub(vector, pos, pos + len - 1)
-    pos = pos + len
-  end
-  return string.sub(vector, offset, offset + size - 1), chunks
-end
-
-local function build(tag, header, chunks)
-  local out = {tag}
-  for i = 1, #chunks do out[#out + 1] = struct.pack('>I4', #chunks[i]) end
-  out[#out + 1] = header
-  for i = 1, #chunks do out[#out + 1] = chunks[i] end
-  return table.concat(out)
-end
-
-local function put_index(key, field, views)
-  local index = redis.call('HGET', key, INDEX) or ''
-  local entry = field .. '=' .. views
-  local kept = {}
-  for e in string.gmatch(index, '[^;]+') do
-    if e == entry then return end
-    if string.sub(e, 1, #field + 1) ~= field .. '=' then kept[#kept + 1] = e end
-  end
-  kept[#kept + 1] = entry
-  redis.call('HSET', key, INDEX, table.concat(kept, ';'))
-end
-"""
-
-# KEYS[i] is an entity key; ARGV[1] = key TTL seconds, then per key: view, event_ts_us,
-# record, vector count, and per vector: field, tag, run count, views (comma-joined), empty
-# vector, part count, then (0-based run position, header, values) per part. Mirrors
-# stores.vectors.apply_written.
-_WRITE_SCRIPT = (
-    _VECTOR_LUA
-    + """
-local ttl = tonumber(ARGV[1])
-local p = 2
-local written = 0
-for _, key in ipairs(KEYS) do
-  local view = ARGV[p]
-  local ts = tonumber(ARGV[p + 1])
-  local record = ARGV[p + 2]
-  local count = tonumber(ARGV[p + 3])
-  p = p + 4
-  local current = redis.call('HGET', key, view)
-  local apply = (not current) or cmsgpack.unpack(current)[1] <= ts
-  if apply then
-    redis.call('HSET', key, view, record)
-    written = written + 1
-  end
-  local covered = {}
-  for _ = 1, count do
-    local field, tag, n, views, empty, parts = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2]),
-      ARGV[p + 3], ARGV[p + 4], tonumber(ARGV[p + 5])
-    p = p + 6
-    covered[field] = true
-    local vector = apply and redis.call('HGET', key, field)
-    if apply and not vector then
-      for v in string.gmatch(views, '[^,]+') do
-        if v ~= view and redis.call('HEXISTS', key, v) == 1 then vector = INVALID end
-      end
-      if vector then
-        redis.call('HSET', key, field, INVALID)
-      else
-        vector = empty
-        put_index(key, field, views)
-      end
-    end
-    if apply and string.sub(vector, 1, 9) ~= tag then
-      if vector ~= INVALID then redis.call('HSET', key, field, INVALID) end
-    elseif apply then
-      local header, chunks = split(vector, n)
-      for k = 0, parts - 1 do
-        local i = tonumber(ARGV[p + 3 * k]) + 1
-        chunks[i] = ARGV[p + 3 * k + 1]
-        chunks[n + i] = ARGV[p + 3 * k + 2]
-      end
-      redis.call('HSET', key, field, build(tag, header, chunks))
-    end
-    p = p + 3 * parts
-  end
-  if apply then
-    local index = redis.call('HGET', key, INDEX)
-    if index then
-      for field, views in string.gmatch(index, '([^=;]+)=([^;]*)') do
-        if not covered[field] and string.find(',' .. views .. ',', ',' .. view .. ',', 1, true) then
-          local vector = redis.call('HGET', key, field)
-          if vector and vector ~= INVALID then redis.call('HSET', key, field, INVALID) end
-        end
-      end
-    end
-    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-  end
-end
-return written
-"""
-)
-
-# KEYS[i] is an entity key; per key ARGV holds: field, vector ('' = drop the field), views
-# (comma-joined), record count, then (view, SHA-1 hex of the record as read or '') pairs.
-# Returns 1 per key written, 0 where a record changed since it was read.
-_VECTOR_SCRIPT = (
-    _VECTOR_LUA
-    + """
-local p = 1
-local results = {}
-for i, key in ipairs(KEYS) do
-  local field, vector, views, count = ARGV[p], ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3])
-  p = p + 4
-  local same = true
-  for _ = 1, count do
-    local record = redis.call('HGET', key, ARGV[p])
-    if (record and redis.sha1hex(record) or '') ~= ARGV[p + 1] then same = false end
-    p = p + 2
-  end
-  results[i] = same and 1 or 0
-  if same and vector == '' then
-    redis.call('HDEL', key, field)
-  elseif same then
-    redis.call('HSET', key, field, vector)
-    put_index(key, field, views)
-  end
-end
-return results
-"""
-)
-_WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest().encode()
-_VECTOR_SHA = hashlib.sha1(_VECTOR_SCRIPT.encode()).hexdigest().encode()
+_EVALSHA = pack_bulk(b"EVALSHA")
+_WRITE_SHA_BULK = pack_bulk(WRITE_SHA)
 
 
 def parse_connection_string(text: str) -> dict[str, Any]:
@@ -241,6 +104,8 @@ class RedisOnlineStore(OnlineStore):
         #: Reads and writes bypass redis-py: see stores.redis_wire.
         self._wire: PipelinedRedis | None = None
         self._packed_views: dict[tuple[str, ...], bytes] = {}
+        self._view_bulks: dict[str, bytes] = {}
+        self._target_bulks: dict[VectorTarget, bytes] = {}
 
     def describe(self) -> str:
         kw = self._kwargs
@@ -272,8 +137,8 @@ class RedisOnlineStore(OnlineStore):
         client = aioredis.Redis(connection_pool=pool)
         try:
             await client.ping()
-            await client.script_load(_WRITE_SCRIPT)
-            await client.script_load(_VECTOR_SCRIPT)
+            await client.script_load(WRITE_SCRIPT)
+            await client.script_load(VECTOR_SCRIPT)
         except (RedisError, OSError) as exc:
             await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
@@ -336,23 +201,56 @@ class RedisOnlineStore(OnlineStore):
         whole, before any other command."""
         if not rows:
             return 0
-        parts = [b"%d" % self.key_ttl_seconds]
+        if self._wire is None:
+            raise StoreUnavailable("Redis online store is not started")
+        # Packed by hand (see pack_command): a materialization sends millions of parts.
+        bulks = [pack_bulk(b"%d" % self.key_ttl_seconds)]
+        count = 1
         for row in rows:
-            parts += (row.view.encode(), b"%d" % row.event_ts_us, row.record)
-            parts.append(b"%d" % len(row.vectors))
+            bulks += (
+                self._packed_view(row.view),
+                pack_bulk(b"%d" % row.event_ts_us),
+                pack_bulk(row.record),
+                pack_bulk(b"%d" % len(row.vectors)),
+            )
+            count += 4
             for vector in row.vectors:
-                parts += (
-                    vector.field.encode(),
-                    vector.tag,
-                    b"%d" % vector.run_count,
-                    vector.views.encode(),
-                    vector.empty,
-                    b"%d" % len(vector.runs),
-                )
+                bulks += (self._packed_target(vector.target), pack_bulk(b"%d" % len(vector.runs)))
+                count += 6
                 for position, header, values in vector.runs:
-                    parts += (b"%d" % position, header, values)
-        reply = await self._eval(_WRITE_SCRIPT, _WRITE_SHA, [row.key for row in rows], parts)
-        return int(reply)
+                    bulks += (pack_bulk(b"%d" % position), pack_bulk(header), pack_bulk(values))
+                    count += 3
+        keys = [pack_bulk(row.key) for row in rows]
+        head = (b"*%d\r\n" % (3 + len(keys) + count), _EVALSHA, _WRITE_SHA_BULK)
+        payload = b"".join((*head, pack_bulk(b"%d" % len(keys)), *keys, *bulks))
+        return int(await self._eval_payload(WRITE_SCRIPT, payload))
+
+    def _packed_view(self, view: str) -> bytes:
+        packed = self._view_bulks.get(view)
+        if packed is None:
+            if len(self._view_bulks) > 1024:
+                self._view_bulks.clear()
+            packed = self._view_bulks[view] = pack_bulk(view.encode())
+        return packed
+
+    def _packed_target(self, target: VectorTarget) -> bytes:
+        """field, tag, run count, views and empty vector: the same for every row."""
+        packed = self._target_bulks.get(target)
+        if packed is None:
+            if len(self._target_bulks) > 1024:
+                self._target_bulks.clear()
+            packed = b"".join(
+                pack_bulk(part)
+                for part in (
+                    target.field.encode(),
+                    target.tag,
+                    b"%d" % target.run_count,
+                    target.views.encode(),
+                    target.empty,
+                )
+            )
+            self._target_bulks[target] = packed
+        return packed
 
     async def write_vectors(self, writes: Sequence[VectorWrite]) -> list[bool]:
         if not writes:
@@ -367,15 +265,19 @@ class RedisOnlineStore(OnlineStore):
             )
             for view, digest in write.digests:
                 parts += (view.encode(), digest.encode())
-        reply = await self._eval(_VECTOR_SCRIPT, _VECTOR_SHA, [w.key for w in writes], parts)
+        reply = await self._eval(VECTOR_SCRIPT, VECTOR_SHA, [w.key for w in writes], parts)
         return [bool(flag) for flag in reply]
 
     async def _eval(
         self, script: str, sha: bytes, keys: Sequence[bytes], args: Sequence[bytes]
     ) -> Any:
+        payload = pack_command(b"EVALSHA", sha, b"%d" % len(keys), *keys, *args)
+        return await self._eval_payload(script, payload)
+
+    async def _eval_payload(self, script: str, payload: bytes) -> Any:
+        """Run a packed EVALSHA; a script Redis forgot is loaded again."""
         if self._wire is None:
             raise StoreUnavailable("Redis online store is not started")
-        payload = pack_command(b"EVALSHA", sha, b"%d" % len(keys), *keys, *args)
         (reply,) = await self._wire.execute(payload, 1)
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             # Redis restarted or flushed its scripts: load it again and retry once.

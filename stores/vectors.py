@@ -126,25 +126,26 @@ def apply_written(fields: EntityFields, view: str, parts: Sequence[VectorPart]) 
     """
     covered = set()
     for part in parts:
-        covered.add(part.field)
-        vector = fields.get(part.field)
+        target = part.target
+        covered.add(target.field)
+        vector = fields.get(target.field)
         if vector is None:
-            if any(fields.exists(v) for v in part.views.split(",") if v != view):
+            if any(fields.exists(v) for v in target.views.split(",") if v != view):
                 # Other views have records that no vector holds (written by a process
                 # that did not know about this vector): only a rebuild can tell their runs.
-                fields.set(part.field, INVALID)
+                fields.set(target.field, INVALID)
                 continue
-            vector = part.empty
-            put_index(fields, part.field, part.views)
-        if vector[:TAG_BYTES] != part.tag:
+            vector = target.empty
+            put_index(fields, target.field, target.views)
+        if vector[:TAG_BYTES] != target.tag:
             if vector != INVALID:  # built for another layout
-                fields.set(part.field, INVALID)
+                fields.set(target.field, INVALID)
             continue
-        elements, chunks = split(vector, part.run_count)
+        elements, chunks = split(vector, target.run_count)
         for position, header, values in part.runs:
             chunks[position] = header
-            chunks[part.run_count + position] = values
-        fields.set(part.field, build(part.tag, elements, chunks))
+            chunks[target.run_count + position] = values
+        fields.set(target.field, build(target.tag, elements, chunks))
     index = fields.get(INDEX_FIELD)
     if index is None:
         return
