@@ -68,7 +68,7 @@ async def precompute(
     progress: Progress | None = None,
 ) -> list[PrecomputeResult]:
     """Rebuild each service's vectors, then record each as built in the registry."""
-    snapshot = registry.read()
+    snapshot = await registry.load()
     check_services(snapshot, names)
     results = []
     for name in names:
