@@ -1,4 +1,5 @@
-"""The ``ladle`` command line: init, apply, materialize, materialize-incremental, serve."""
+"""The ``ladle`` command line: init, apply, materialize, materialize-incremental, precompute,
+serve."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from stores.factory import create_online_store
 from stores.keys import project_prefix
 from stores.materialize import MaterializeError, ViewResult, materialize
 from stores.offline import FileOfflineStore, OfflineStoreError
+from stores.precompute_build import PrecomputeError, PrecomputeResult, precompute
 
 
 class CliError(Exception):
@@ -69,6 +71,11 @@ def cmd_apply(args: argparse.Namespace) -> None:
         asyncio.run(_drop_views(settings, report.deleted_views))
     where = open_registry(settings).describe()  # no password: it names a sql registry
     print(f"Registry version {report.snapshot.version} written to {where}")
+    for name in report.needs_precompute:
+        print(
+            f"Feature service {name} has precompute_online but its vectors are not built for "
+            f"this definition: run `ladle precompute {name}` (reads of it answer 503 until then)"
+        )
 
 
 async def _drop_views(settings: RepoSettings, views: list[str]) -> None:
@@ -132,6 +139,30 @@ def cmd_materialize_incremental(args: argparse.Namespace) -> None:
     _report(asyncio.run(_materialize(_settings(args), args.views, args.end, None)))
 
 
+async def _precompute(settings: RepoSettings, services: Sequence[str]) -> list[PrecomputeResult]:
+    store = create_online_store(settings)
+    await store.start()
+    registry = open_registry(settings)
+    try:
+        return await precompute(registry, store, services, _print_progress)
+    finally:
+        await store.close()
+        await registry.close()
+
+
+def cmd_precompute(args: argparse.Namespace) -> None:
+    try:
+        results = asyncio.run(_precompute(_settings(args), args.services))
+    except PrecomputeError as exc:
+        raise CliError(str(exc)) from None
+    for r in results:
+        print(
+            f"{r.service}: {r.scanned} entity keys scanned, {r.written} vectors written, "
+            f"{r.dropped} dropped, {r.retried} re-read after concurrent writes; "
+            f"built with fingerprint {r.fingerprint}"
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     """The command line wins over $LADLE_* variables, which win over feature_server."""
     given = {name: getattr(args, name, None) for name in serve_options.ENVIRONMENT}
@@ -178,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     inc.add_argument("end", type=_timestamp, help="ISO 8601 time (no offset = UTC) or 'now'")
     inc.add_argument("-v", "--views", nargs="+", metavar="VIEW", help=views_help)
     inc.set_defaults(run=cmd_materialize_incremental)
+
+    pre = commands.add_parser(
+        "precompute",
+        help="rebuild the precomputed vectors of feature services with precompute_online",
+    )
+    pre.add_argument("services", nargs="+", metavar="SERVICE", help="feature service names")
+    pre.set_defaults(run=cmd_precompute)
 
     srv = commands.add_parser(
         "serve",

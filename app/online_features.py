@@ -1,4 +1,5 @@
-"""POST /get-online-features: decode, resolve, read, assemble, encode."""
+"""POST /get-online-features: decode, resolve, read, assemble, encode (or, for a feature
+service with precomputed vectors, read and join its JSON pieces)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from app.entities import check_shape, coerce_column
 from app.errors import ApiError, decode_body
 from app.limits import check_count, read_body
 from app.on_demand import TransformationFailed
+from app.precomputed import read_precomputed
 from app.schemas import request_decoder, response_encoder
 from app.state import ServingState
 from stores.base import StoreUnavailable
@@ -43,7 +45,12 @@ async def get_online_features(request: Request) -> Response:
         for name, coerce in zip(plan.entity_names, plan.coercers, strict=True)
     ]
     try:
-        response = await read_online_features(plan, columns, rows, state.store, now_us())
+        if plan.precomputed is not None:
+            answer = await read_precomputed(plan.precomputed, columns, rows, state.store, now_us())
+            body = answer.body
+        else:
+            response = await read_online_features(plan, columns, rows, state.store, now_us())
+            body = response_encoder.encode(response)
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", [], str(exc)) from None
     except TransformationFailed as exc:
@@ -52,5 +59,10 @@ async def get_online_features(request: Request) -> Response:
         raise ApiError(500, "transformation_failed", [], str(exc)) from None
     if state.metrics.enabled:
         request.scope.setdefault("state", {})["metric_labels"] = plan.metric_labels
-        state.metrics.online_request(rows, [vector.statuses for vector in response.results])
-    return Response(response_encoder.encode(response), media_type="application/json")
+        statuses = (
+            answer.statuses()
+            if plan.precomputed is not None
+            else [vector.statuses for vector in response.results]
+        )
+        state.metrics.online_request(rows, statuses)
+    return Response(body, media_type="application/json")

@@ -119,7 +119,9 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
             500: _server_fault("`transformation_failed`, an on-demand view's function failed"),
             503: Reply(
-                "`store_unavailable` (the online store did not answer) or `registry_unavailable`."
+                "`store_unavailable` (the online store did not answer), `registry_unavailable`, "
+                "or `precompute_stale` (a precomputed service whose vectors need "
+                "`ladle precompute SERVICE`)."
             ),
         },
         GetOnlineFeaturesRequest,

@@ -8,12 +8,14 @@ hot path does no name lookups at all.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from app.entities import Coercer, coercer, request_coercer
 from app.errors import ApiError
 from app.on_demand import OutputSlot, Transformation, TransformStep
+from app.precomputed import PrecomputedRead, precomputed_read
 from app.schemas import FeatureViewMetadata, ResponseMetadata
 from registry.model import FeatureViewSpec, OnDemandFeatureViewSpec, RegistrySnapshot
 from stores.codec import OutputConverter, normalizer, output_converter
@@ -63,6 +65,8 @@ class ReadPlan:
     late_converts: tuple[tuple[int, OutputConverter], ...] = ()
     #: feature_count and feature_view_count, as the latency metric labels them.
     metric_labels: tuple[str, str] = ("", "")
+    #: Set for a feature service with precompute_online: read its vectors instead.
+    precomputed: PrecomputedRead | None = None
 
 
 PlanKey = tuple[tuple[str, ...], str | None, bool, tuple[str, ...], bool]
@@ -178,9 +182,16 @@ def build_plan(
     transformations: Mapping[str, Transformation] | None = None,
 ) -> ReadPlan:
     selection = _selection(snapshot, features, service)
-    return _PlanBuilder(snapshot, entity_names, transformations or {}).build(
+    plan = _PlanBuilder(snapshot, entity_names, transformations or {}).build(
         selection, full_names, include_view_metadata
     )
+    spec = snapshot.feature_services.get(service) if service is not None else None
+    if spec is not None and spec.precompute_online:
+        # Apply made sure every view is stored under the same join keys: one group.
+        (group,) = plan.groups
+        read = precomputed_read(snapshot, spec, group.key_columns, group.encode, plan.metadata)
+        plan = dataclasses.replace(plan, precomputed=read)
+    return plan
 
 
 class _PlanBuilder:

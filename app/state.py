@@ -54,6 +54,7 @@ def _definitions(snapshot: RegistrySnapshot) -> tuple[object, ...]:
         snapshot.feature_views,
         snapshot.feature_services,
         snapshot.on_demand_feature_views,
+        snapshot.precomputed,
     )
 
 

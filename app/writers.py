@@ -23,6 +23,7 @@ from stores.base import WriteRow
 from stores.codec import normalizer
 from stores.columns import ColumnSpec
 from stores.offline import FileOfflineStore
+from stores.precompute import VectorLayout, ViewVectors, vector_layouts
 from stores.writes import RecordWriter, ViewWriter, merged_columns
 
 
@@ -34,9 +35,10 @@ class OnDemandWriter:
 
     def __init__(
         self, project: str, spec: OnDemandFeatureViewSpec, udf: Transformation,
-        views: Mapping[str, FeatureViewSpec],
+        views: Mapping[str, FeatureViewSpec], vectors: ViewVectors | None = None,
     ) -> None:  # fmt: skip
         self.spec = spec
+        self.vectors = vectors
         self.base = ViewWriter(project, views[spec.sources[0].view])
         self.inputs = [
             (f, f"{p.view}__{f}", views[p.view].feature(f))
@@ -77,7 +79,7 @@ class OnDemandWriter:
                     problem = f"output {slot.feature!r}: {exc}"
                     raise TransformationFailed(self.spec.name, problem) from None
             outputs.append((slot.feature, values))
-        return self.base.records(self.spec.name, outputs, columns, count)
+        return self.base.records(self.spec.name, outputs, columns, count, self.vectors)
 
 
 class WriteTarget:
@@ -101,6 +103,7 @@ class WriterCache:
         self._views: dict[str, WriteTarget] = {}
         self._pushes: dict[str, WriteTarget] = {}
         self._source_types: dict[str, dict[str, str]] = {}
+        self._layouts: list[VectorLayout] = []
 
     def reset(
         self, snapshot: RegistrySnapshot, transformations: Mapping[str, Transformation]
@@ -108,16 +111,23 @@ class WriterCache:
         self.snapshot = snapshot
         self.transformations = transformations
         self._views, self._pushes, self._source_types = {}, {}, {}
+        self._layouts = list(vector_layouts(snapshot).values())
 
     def _target(self, views: list[FeatureViewSpec], batch: FileSourceSpec | None) -> WriteTarget:
         assert self.snapshot is not None
         project = self.snapshot.project
-        writers: list[RecordWriter] = [ViewWriter(project, view) for view in views]
+        layouts = self._layouts
+        writers: list[RecordWriter] = [
+            ViewWriter(project, view, ViewVectors(layouts, view.name)) for view in views
+        ]
         names = {view.name for view in views}
         for spec in self.snapshot.on_demand_feature_views.values():
             if spec.write_to_online_store and names & {p.view for p in spec.sources}:
                 udf = self.transformations[spec.name]
-                writers.append(OnDemandWriter(project, spec, udf, self.snapshot.feature_views))
+                vectors = ViewVectors(layouts, spec.name)
+                writers.append(
+                    OnDemandWriter(project, spec, udf, self.snapshot.feature_views, vectors)
+                )
         return WriteTarget(writers, batch)
 
     def view(self, name: str) -> WriteTarget | None:

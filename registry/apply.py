@@ -8,9 +8,11 @@ from registry.backend import RegistryBackend
 from registry.compile import CompiledRepo, compile_repo
 from registry.config import RepoSettings
 from registry.factory import open_registry
-from registry.model import OnDemandFeatureViewSpec, RegistrySnapshot
+from registry.model import FeatureServiceSpec, OnDemandFeatureViewSpec, RegistrySnapshot
 from registry.repo import load_definitions
+from stores import vectors
 from stores.offline import FileOfflineStore
+from stores.precompute import vector_layouts
 
 
 @dataclass
@@ -19,8 +21,10 @@ class ApplyReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    #: Views whose online records should be dropped.
+    #: Views (and precomputed vector fields) whose online records should be dropped.
     deleted_views: list[str] = field(default_factory=list)
+    #: Services with precompute_online whose vectors are not built for their definition.
+    needs_precompute: list[str] = field(default_factory=list)
 
 
 def _diff(kind: str, old: dict[str, object], new: dict[str, object], report: ApplyReport) -> None:
@@ -90,6 +94,11 @@ async def _write(
         stored_before = [*old.feature_views, *_written(old)]
         stored_now = {*compiled.feature_views, *_written_odfvs(compiled.on_demand_feature_views)}
         placeholder.deleted_views = [v for v in stored_before if v not in stored_now]
+        placeholder.deleted_views += [
+            vectors.field_for(name)
+            for name, spec in old.feature_services.items()
+            if spec.precompute_online and not _precomputed(compiled.feature_services.get(name))
+        ]
         holder.append(placeholder)
         kept = {
             name: window
@@ -107,9 +116,23 @@ async def _write(
             on_demand_feature_views=compiled.on_demand_feature_views,
             materializations=kept,
             permissions=compiled.permissions,
+            precomputed={
+                name: fingerprint
+                for name, fingerprint in old.precomputed.items()
+                if _precomputed(compiled.feature_services.get(name))
+            },
         )
 
     snapshot = await registry.update(change, replace_corrupt=True)
     report = holder[-1]
     report.snapshot = snapshot
+    report.needs_precompute = [
+        name
+        for name, layout in vector_layouts(snapshot).items()
+        if snapshot.precomputed.get(name) != layout.fingerprint
+    ]
     return report
+
+
+def _precomputed(service: FeatureServiceSpec | None) -> bool:
+    return service is not None and service.precompute_online

@@ -377,6 +377,11 @@ class _Compiler:
             projections.append(ProjectionSpec(view=spec.name, features=list(wanted or names)))
         if not projections and not broken_view and len(self.errors) == errors_before:
             self.fail(service, "feature service", service.name, "holds no features")
+        precompute = service.precompute_online
+        if not isinstance(precompute, bool):
+            self.fail(service, "feature service", service.name, "precompute_online must be a bool")
+        elif precompute and len(self.errors) == errors_before:
+            self.check_precompute(service, projections, views)
         if len(self.errors) > errors_before:
             return None
         return FeatureServiceSpec(
@@ -384,7 +389,43 @@ class _Compiler:
             projections=projections,
             description=service.description,
             tags=service.tags,
+            precompute_online=precompute is True,
         )
+
+    def check_precompute(
+        self,
+        service: FeatureService,
+        projections: list[ProjectionSpec],
+        views: Mapping[str, FeatureViewSpec | OnDemandFeatureViewSpec],
+    ) -> None:
+        """A precomputed vector is one record under one entity key, built from stored
+        records: every view must be stored and keyed by the same join keys."""
+
+        def fail(problem: str) -> None:
+            self.fail(service, "feature service", service.name, f"precompute_online: {problem}")
+
+        keys: dict[str, list[str]] = {}
+        seen: set[tuple[str, str]] = set()
+        for projection in projections:
+            spec = views[projection.view]
+            if isinstance(spec, OnDemandFeatureViewSpec) and not spec.write_to_online_store:
+                fail(
+                    f"on-demand feature view {spec.name!r} is computed at request time, so it "
+                    "cannot be precomputed; give it write_to_online_store=True or read it "
+                    "in a separate request"
+                )
+                continue
+            join_keys = sorted(f"{k.name} ({k.dtype})" for k in spec.join_keys)
+            keys.setdefault(", ".join(join_keys) or "no join keys", []).append(spec.name)
+            for feature in projection.features:
+                if (spec.name, feature) in seen:
+                    fail(f"lists feature {spec.name}:{feature} twice")
+                seen.add((spec.name, feature))
+        if len(keys) > 1:
+            described = "; ".join(
+                f"{', '.join(dict.fromkeys(names))} keyed by {key}" for key, names in keys.items()
+            )
+            fail(f"every view must have the same join keys, but: {described}")
 
     def run(self) -> CompiledRepo:
         def of(kind: type) -> list[RepoObject]:

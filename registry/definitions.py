@@ -162,7 +162,11 @@ class FeatureViewProjection:
 
 
 class FeatureService:
-    """A named, ordered set of features that a model reads together."""
+    """A named, ordered set of features that a model reads together.
+
+    With ``precompute_online=True`` Ladle also keeps one vector per entity holding every
+    feature of the service, so a read of the service decodes one record per entity.
+    """
 
     def __init__(
         self,
@@ -172,9 +176,11 @@ class FeatureService:
         description: str = "",
         tags: dict[str, str] | None = None,
         owner: str = "",
+        precompute_online: bool = False,
     ) -> None:
         self.name = name
         self.features = list(features)
+        self.precompute_online = precompute_online
         self.description = description
         self.tags = dict(tags or {})
         self.owner = owner

@@ -112,6 +112,8 @@ class FeatureServiceSpec(msgspec.Struct, frozen=True):
     projections: list[ProjectionSpec]
     description: str = ""
     tags: dict[str, str] = {}
+    #: Keep one precomputed vector per entity (see stores.precompute).
+    precompute_online: bool = False
 
 
 class MaterializationSpec(msgspec.Struct, frozen=True):
@@ -133,6 +135,9 @@ class RegistrySnapshot(msgspec.Struct, frozen=True):
     materializations: dict[str, MaterializationSpec] = {}
     #: Who may do what to which resource; checked only when auth is on.
     permissions: dict[str, PermissionSpec] = {}
+    #: Feature service -> fingerprint (hex) of the layout ``ladle precompute`` last built
+    #: its vectors with. A service is served from its vectors only while this matches.
+    precomputed: dict[str, str] = {}
 
 
 snapshot_encoder = msgspec.json.Encoder()

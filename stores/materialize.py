@@ -19,6 +19,7 @@ from stores import codec, timestamps
 from stores.base import OnlineStore, WriteRow
 from stores.keys import make_key_encoder
 from stores.offline import FileOfflineStore
+from stores.precompute import ViewVectors, vector_layouts
 
 #: Rows per store write: each write is atomic, and Redis runs it as one script, so keep it
 #: small enough not to stall readers.
@@ -62,9 +63,13 @@ def epoch_timestamp_features(view: FeatureViewSpec, columns: dict[str, str]) -> 
 
 
 def view_writer(
-    project: str, view: FeatureViewSpec, epoch_features: frozenset[str] = frozenset()
-) -> Callable[[Sequence[object]], tuple[bytes, int, bytes]]:
-    """Turn an offline row ``(*join_keys, event_ts_us, *features)`` into a record."""
+    project: str,
+    view: FeatureViewSpec,
+    epoch_features: frozenset[str] = frozenset(),
+    vectors: ViewVectors | None = None,
+) -> Callable[[Sequence[object]], WriteRow]:
+    """Turn an offline row ``(*join_keys, event_ts_us, *features)`` into a record, with
+    its parts of the precomputed vectors that hold the view."""
     key_encoder = make_key_encoder(project, [(k.name, k.dtype) for k in view.join_keys])
     key_count = len(view.join_keys)
     features = [
@@ -73,7 +78,7 @@ def view_writer(
     ]
     key_normalizers = [codec.normalizer(k.dtype) for k in view.join_keys]
 
-    def convert(row: Sequence[object]) -> tuple[bytes, int, bytes]:
+    def convert(row: Sequence[object]) -> WriteRow:
         keys = [norm(value) for norm, value in zip(key_normalizers, row[:key_count], strict=True)]
         event_ts = row[key_count]
         assert isinstance(event_ts, int)
@@ -81,7 +86,9 @@ def view_writer(
             name: norm(value)
             for (name, norm), value in zip(features, row[key_count + 1 :], strict=True)
         }
-        return key_encoder(keys), event_ts, codec.encode_record(event_ts, values)
+        record = codec.encode_record(event_ts, values)
+        parts = vectors.parts(event_ts, values) if vectors else ()
+        return WriteRow(key_encoder(keys), view.name, event_ts, record, parts)
 
     return convert
 
@@ -95,16 +102,18 @@ async def materialize_view(
     end_us: int,
     progress: Progress | None = None,
     event_time_us: int | None = None,
+    vectors: ViewVectors | None = None,
 ) -> ViewResult:
     """Stream one view's latest rows into the store, a batch at a time.
 
     DuckDB reads and record encoding run on one helper thread, so a server materializing
     keeps answering reads between batches. ``event_time_us`` replaces every row's event
-    time (Feast's ``disable_event_timestamp``).
+    time (Feast's ``disable_event_timestamp``). ``vectors``: the precomputed vectors that
+    hold the view, updated with its records.
     """
     source = view.source.batch_source if isinstance(view.source, PushSourceSpec) else view.source
     epoch_features = epoch_timestamp_features(view, offline.describe(source))
-    convert = view_writer(project, view, epoch_features)
+    convert = view_writer(project, view, epoch_features, vectors)
     key_count = len(view.join_keys)
     result = ViewResult(view.name, start_us, end_us)
     batches = offline.latest_rows(
@@ -127,14 +136,13 @@ async def materialize_view(
             if event_time_us is not None:
                 raw = (*raw[:key_count], event_time_us, *raw[key_count + 1 :])
             try:
-                key, event_ts, record = convert(raw)
+                rows.append(convert(raw))
             except (ValueError, TypeError, OverflowError) as exc:
                 keys = ", ".join(repr(value) for value in raw[:key_count])
                 raise MaterializeError(
                     f"feature view {view.name!r}: the offline row for {keys} does not fit "
                     f"the view's schema: {exc}"
                 ) from None
-            rows.append(WriteRow(key, view.name, event_ts, record))
         return len(batch), rows
 
     loop = asyncio.get_running_loop()
@@ -204,6 +212,7 @@ async def materialize(
         )
     snapshot = await registry.load()
     views = select_views(snapshot, view_names)
+    layouts = list(vector_layouts(snapshot).values())
     results: list[ViewResult] = []
     try:
         for view in views:
@@ -222,6 +231,7 @@ async def materialize(
                             end_us,
                             progress,
                             event_time_us,
+                            ViewVectors(layouts, view.name),
                         )
                     )
             except ViewLocked as exc:

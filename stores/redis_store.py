@@ -5,13 +5,13 @@ holding that view's record (see :mod:`stores.codec`). A request reads every view
 every distinct entity in one pipeline round trip: one HMGET per distinct entity key,
 naming all the views that share that key.
 
-Writes go through a Lua script so that "newer event timestamp wins" is checked and
-applied atomically inside Redis, and one write call is applied whole.
+Writes go through a Lua script (stores.redis_scripts) so that "newer event timestamp
+wins" is checked and applied atomically inside Redis, with the precomputed vectors that
+hold the written views (stores.vectors), and one write call is applied whole.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,38 +23,20 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from registry.dsn import redact
-from stores.base import OnlineStore, ReadBatch, ReadResult, StoreUnavailable, WriteRow
+from stores.base import (
+    OnlineStore,
+    ReadBatch,
+    ReadResult,
+    StoreUnavailable,
+    VectorTarget,
+    VectorWrite,
+    WriteRow,
+)
+from stores.redis_scripts import VECTOR_SCRIPT, VECTOR_SHA, WRITE_SCRIPT, WRITE_SHA
 from stores.redis_wire import PipelinedRedis, hmget_payload, pack_bulk, pack_command
 
-# KEYS[i] pairs with ARGV[3i-1..3i+1] = view, event_ts_us, record; ARGV[1] = key TTL seconds.
-# A stored record is the MessagePack array [event_ts_us, {...}]: its event time is read from
-# the bytes after the array header. Redis's cmsgpack cannot decode the whole record (it has
-# no `bin` type, which Bytes values use), and need not.
-_WRITE_SCRIPT = """
-local int_formats = {[0xcc] = '>I1', [0xcd] = '>I2', [0xce] = '>I4', [0xcf] = '>I8',
-                     [0xd0] = '>i1', [0xd1] = '>i2', [0xd2] = '>i4', [0xd3] = '>i8'}
-local function event_ts(record)
-  local tag = string.byte(record, 2)
-  if tag <= 0x7f then return tag end
-  if tag >= 0xe0 then return tag - 256 end
-  return (struct.unpack(int_formats[tag], record, 3))
-end
-local ttl = tonumber(ARGV[1])
-local written = 0
-for i, key in ipairs(KEYS) do
-  local view = ARGV[3 * i - 1]
-  local ts = tonumber(ARGV[3 * i])
-  local record = ARGV[3 * i + 1]
-  local current = redis.call('HGET', key, view)
-  if (not current) or event_ts(current) <= ts then
-    redis.call('HSET', key, view, record)
-    written = written + 1
-    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-  end
-end
-return written
-"""
-_WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest().encode()
+_EVALSHA = pack_bulk(b"EVALSHA")
+_WRITE_SHA_BULK = pack_bulk(WRITE_SHA)
 
 
 def parse_connection_string(text: str) -> dict[str, Any]:
@@ -123,6 +105,8 @@ class RedisOnlineStore(OnlineStore):
         #: Reads and writes bypass redis-py: see stores.redis_wire.
         self._wire: PipelinedRedis | None = None
         self._packed_views: dict[tuple[str, ...], bytes] = {}
+        self._view_bulks: dict[str, bytes] = {}
+        self._target_bulks: dict[VectorTarget, bytes] = {}
 
     def describe(self) -> str:
         """Where the store is, without its password (which a redis:// URL may hold)."""
@@ -155,7 +139,8 @@ class RedisOnlineStore(OnlineStore):
         client = aioredis.Redis(connection_pool=pool)
         try:
             await client.ping()
-            await client.script_load(_WRITE_SCRIPT)
+            await client.script_load(WRITE_SCRIPT)
+            await client.script_load(VECTOR_SCRIPT)
         except (RedisError, OSError) as exc:
             await client.aclose(close_connection_pool=True)
             raise StoreUnavailable(f"cannot reach Redis at {self.describe()}: {exc}") from exc
@@ -220,25 +205,95 @@ class RedisOnlineStore(OnlineStore):
             return 0
         if self._wire is None:
             raise StoreUnavailable("Redis online store is not started")
-        parts = [b"EVALSHA", _WRITE_SHA, b"%d" % len(rows), *(row.key for row in rows)]
-        parts.append(b"%d" % self.key_ttl_seconds)
+        # Packed by hand (see pack_command): a materialization sends millions of parts.
+        bulks = [pack_bulk(b"%d" % self.key_ttl_seconds)]
+        count = 1
         for row in rows:
-            parts += (row.view.encode(), b"%d" % row.event_ts_us, row.record)
-        payload = pack_command(*parts)
+            bulks += (
+                self._packed_view(row.view),
+                pack_bulk(b"%d" % row.event_ts_us),
+                pack_bulk(row.record),
+                pack_bulk(b"%d" % len(row.vectors)),
+            )
+            count += 4
+            for vector in row.vectors:
+                bulks += (self._packed_target(vector.target), pack_bulk(b"%d" % len(vector.runs)))
+                count += 6
+                for position, header, values in vector.runs:
+                    bulks += (pack_bulk(b"%d" % position), pack_bulk(header), pack_bulk(values))
+                    count += 3
+        keys = [pack_bulk(row.key) for row in rows]
+        head = (b"*%d\r\n" % (3 + len(keys) + count), _EVALSHA, _WRITE_SHA_BULK)
+        payload = b"".join((*head, pack_bulk(b"%d" % len(keys)), *keys, *bulks))
+        return int(await self._eval_payload(WRITE_SCRIPT, payload))
+
+    def _packed_view(self, view: str) -> bytes:
+        packed = self._view_bulks.get(view)
+        if packed is None:
+            if len(self._view_bulks) > 1024:
+                self._view_bulks.clear()
+            packed = self._view_bulks[view] = pack_bulk(view.encode())
+        return packed
+
+    def _packed_target(self, target: VectorTarget) -> bytes:
+        """field, tag, run count, views and empty vector: the same for every row."""
+        packed = self._target_bulks.get(target)
+        if packed is None:
+            if len(self._target_bulks) > 1024:
+                self._target_bulks.clear()
+            packed = b"".join(
+                pack_bulk(part)
+                for part in (
+                    target.field.encode(),
+                    target.tag,
+                    b"%d" % target.run_count,
+                    target.views.encode(),
+                    target.empty,
+                )
+            )
+            self._target_bulks[target] = packed
+        return packed
+
+    async def write_vectors(self, writes: Sequence[VectorWrite]) -> list[bool]:
+        if not writes:
+            return []
+        parts: list[bytes] = []
+        for write in writes:
+            parts += (
+                write.field.encode(),
+                write.vector or b"",
+                write.views.encode(),
+                b"%d" % len(write.digests),
+            )
+            for view, digest in write.digests:
+                parts += (view.encode(), digest.encode())
+        reply = await self._eval(VECTOR_SCRIPT, VECTOR_SHA, [w.key for w in writes], parts)
+        return [bool(flag) for flag in reply]
+
+    async def _eval(
+        self, script: str, sha: bytes, keys: Sequence[bytes], args: Sequence[bytes]
+    ) -> Any:
+        payload = pack_command(b"EVALSHA", sha, b"%d" % len(keys), *keys, *args)
+        return await self._eval_payload(script, payload)
+
+    async def _eval_payload(self, script: str, payload: bytes) -> Any:
+        """Run a packed EVALSHA; a script Redis forgot is loaded again."""
+        if self._wire is None:
+            raise StoreUnavailable("Redis online store is not started")
         (reply,) = await self._wire.execute(payload, 1)
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             # Redis restarted or flushed its scripts: load it again and retry once.
-            await self._wire.execute(pack_command(b"SCRIPT", b"LOAD", _WRITE_SCRIPT.encode()), 1)
+            await self._wire.execute(pack_command(b"SCRIPT", b"LOAD", script.encode()), 1)
             (reply,) = await self._wire.execute(payload, 1)
         if isinstance(reply, hiredis.ReplyError):
             raise StoreUnavailable(f"Redis write failed: {reply}")
-        return int(reply)
+        return reply
 
     async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
         if not views:
             return
         client = self._redis()
-        pattern = prefix.replace(b"\\", b"\\\\").replace(b"*", b"\\*") + b"*"
+        pattern = _match(prefix)
         try:
             async for batch in _chunks(client.scan_iter(match=pattern, count=1000, _type="hash")):
                 pipe = client.pipeline(transaction=False)
@@ -247,6 +302,29 @@ class RedisOnlineStore(OnlineStore):
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis delete failed: {exc}") from exc
+
+    async def scan_keys(self, prefix: bytes, batch: int = 1000) -> AsyncIterator[list[bytes]]:
+        client = self._redis()
+        keys = client.scan_iter(match=_match(prefix), count=batch, _type="hash")
+        try:
+            async for chunk in _chunks(keys, batch):
+                yield chunk
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis scan failed: {exc}") from exc
+
+    async def count_keys(self, prefix: bytes) -> int:
+        count = 0
+        async for chunk in self.scan_keys(prefix):
+            count += len(chunk)
+        return count
+
+
+def _match(prefix: bytes) -> bytes:
+    """A SCAN pattern for keys starting with ``prefix``."""
+    escaped = prefix
+    for special in (b"\\", b"*", b"?", b"[", b"]"):
+        escaped = escaped.replace(special, b"\\" + special)
+    return escaped + b"*"
 
 
 async def _chunks(keys: AsyncIterator[bytes], size: int = 1000) -> AsyncIterator[list[bytes]]:

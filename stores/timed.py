@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
-from stores.base import OnlineStore, ReadBatch, ReadResult, WriteRow
+from stores.base import OnlineStore, ReadBatch, ReadResult, VectorWrite, WriteRow
 
 Observe = Callable[[str, float], None]
 
@@ -40,3 +40,12 @@ class TimedStore(OnlineStore):
 
     async def delete_views(self, prefix: bytes, views: Sequence[str]) -> None:
         await self.inner.delete_views(prefix, views)
+
+    def scan_keys(self, prefix: bytes, batch: int = 1000) -> AsyncIterator[list[bytes]]:
+        return self.inner.scan_keys(prefix, batch)
+
+    async def count_keys(self, prefix: bytes) -> int:
+        return await self.inner.count_keys(prefix)
+
+    async def write_vectors(self, writes: Sequence[VectorWrite]) -> list[bool]:
+        return await self.inner.write_vectors(writes)

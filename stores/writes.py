@@ -14,6 +14,7 @@ from stores import codec
 from stores.base import WriteRow
 from stores.columns import ColumnSpec
 from stores.keys import make_key_encoder
+from stores.precompute import ViewVectors
 
 
 def batch_source(view: FeatureViewSpec) -> FileSourceSpec:
@@ -24,8 +25,12 @@ _NEVER = -(2**63)
 
 
 class ViewWriter:
-    def __init__(self, project: str, view: FeatureViewSpec) -> None:
+    def __init__(
+        self, project: str, view: FeatureViewSpec, vectors: ViewVectors | None = None
+    ) -> None:
         self.view = view
+        #: The precomputed vectors that hold this view (stores.precompute).
+        self.vectors = vectors
         source = batch_source(view)
         self.timestamp_field = source.timestamp_field
         self.created_column = source.created_timestamp_column
@@ -45,7 +50,7 @@ class ViewWriter:
     def rows(self, columns: dict[str, list[Any]], count: int) -> list[WriteRow]:
         """Records for validated columns; within one call the newest row per entity wins."""
         features = [(name, columns[name]) for name in self._features]
-        return self.records(self.view.name, features, columns, count)
+        return self.records(self.view.name, features, columns, count, self.vectors)
 
     def records(
         self,
@@ -53,9 +58,10 @@ class ViewWriter:
         features: list[tuple[str, list[Any]]],
         columns: dict[str, list[Any]],
         count: int,
+        vectors: ViewVectors | None = None,
     ) -> list[WriteRow]:
         """Records of ``view`` keyed and timed like this view's rows (also used for the
-        on-demand views computed from them)."""
+        on-demand views computed from them), with their parts of ``vectors``."""
         key_columns = [columns[k] for k in self._keys]
         event_ts = columns[self.timestamp_field]
         # Ties on the event time go to the newer created time, then to the later row.
@@ -67,10 +73,12 @@ class ViewWriter:
             seen = newest.get(key)
             if seen is None or rank >= seen:
                 newest[key] = rank
-        return [
-            WriteRow(key, view, ts, codec.encode_record(ts, {n: v[row] for n, v in features}))
-            for key, (ts, _, row) in newest.items()
-        ]
+        rows = []
+        for key, (ts, _, row) in newest.items():
+            values = {name: column[row] for name, column in features}
+            parts = vectors.parts(ts, values) if vectors else ()
+            rows.append(WriteRow(key, view, ts, codec.encode_record(ts, values), parts))
+        return rows
 
 
 class RecordWriter(Protocol):
