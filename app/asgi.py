@@ -66,7 +66,7 @@ def _wrap(app: Starlette, state: ServingState, options: serve_options.ServeOptio
     if state.metrics.request:
         endpoints = frozenset(r.path for r in app.routes if isinstance(r, Route))
         stack = state.metrics.middleware(stack, endpoints)
-    if options.access_log:
+    if serve_options.app_access_log(state.settings.config.feature_server):
         stack = with_access_log(stack)
     app.middleware_stack = stack
 

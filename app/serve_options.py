@@ -133,6 +133,14 @@ def resolve(
     return options
 
 
+def app_access_log(server: FeatureServerConfig, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the app writes its access log: as set by `ladle serve` (through
+    $LADLE_ACCESS_LOG), the environment or the yaml; off otherwise, since another ASGI
+    server (hypercorn or uvicorn run directly) writes an access log of its own."""
+    environment = from_environment(os.environ if environ is None else environ)
+    return bool(environment.get("access_log", from_config(server).get("access_log", False)))
+
+
 def check(options: ServeOptions) -> None:
     """Mistakes that would otherwise surface as a traceback inside a worker."""
     if (options.key is None) != (options.cert is None):

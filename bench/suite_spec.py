@@ -114,7 +114,10 @@ class Service:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-SERVICES: tuple[Service, ...] = (Service("bench_service"),)
+SERVICES: tuple[Service, ...] = (
+    Service("bench_service"),
+    Service("bench_service_precomputed", options={"precompute_online": True}),
+)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("features"),
     Scenario("service", service="bench_service"),
+    Scenario("service_precomputed", service="bench_service_precomputed"),
     Scenario("floor", floor=True),
 )
 
@@ -177,6 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     plan.set_defaults(run=_plan)
     refs = sub.add_parser("features", help="print every feature ref, comma-separated")
     refs.set_defaults(run=lambda _args: print(",".join(all_refs())) or 0)
+    pre = sub.add_parser(
+        "precomputed-services", help="print the services that need `ladle precompute`"
+    )
+    pre.set_defaults(
+        run=lambda _args: (
+            print(" ".join(s.name for s in SERVICES if s.options.get("precompute_online"))) or 0
+        )
+    )
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from app.cli import build_parser
-from app.serve_options import ENVIRONMENT, ServeOptions, effective_workers, resolve
+from app.serve_options import (
+    ENVIRONMENT,
+    ServeOptions,
+    app_access_log,
+    effective_workers,
+    resolve,
+)
 from registry.config import ConfigError, FeatureServerConfig, TlsConfig, parse_repo_config
 
 
@@ -101,3 +107,11 @@ def test_yaml_mistakes_name_the_key() -> None:
 def test_workers_minus_one_means_two_per_core_plus_one() -> None:
     assert effective_workers(-1) >= 3
     assert effective_workers(4) == 4
+
+
+def test_the_app_logs_access_only_when_asked() -> None:
+    """`ladle serve` always exports its choice; under another server it is off unless set."""
+    assert not app_access_log(FeatureServerConfig(), environ={})
+    assert app_access_log(FeatureServerConfig(), environ={"LADLE_ACCESS_LOG": "true"})
+    assert app_access_log(server_config(access_log=True), environ={})
+    assert not app_access_log(server_config(access_log=True), {"LADLE_ACCESS_LOG": "false"})

@@ -16,6 +16,7 @@ from registry.file_registry import FileRegistry
 from stores.factory import create_online_store
 from stores.materialize import materialize
 from stores.offline import FileOfflineStore
+from stores.precompute_build import precompute
 from stores.timestamps import now_us
 
 ENTITIES = 25
@@ -29,10 +30,11 @@ async def client(tmp_path: Path, redis_conn: str) -> AsyncIterator[httpx.AsyncCl
     await apply_repo(settings)
     store = create_online_store(settings)
     await store.start()
+    registry = FileRegistry(settings.registry_path)
     try:
-        results = await materialize(
-            FileRegistry(settings.registry_path), FileOfflineStore(repo), store, None, now_us(), 0
-        )
+        results = await materialize(registry, FileOfflineStore(repo), store, None, now_us(), 0)
+        precomputed = [s.name for s in suite_spec.SERVICES if s.options.get("precompute_online")]
+        await precompute(registry, store, precomputed)
     finally:
         await store.close()
     assert sorted((r.view, r.written) for r in results) == [
