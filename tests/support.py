@@ -11,12 +11,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import redis
 import yaml
 
 if TYPE_CHECKING:
@@ -58,6 +60,14 @@ class RedisServer:
         process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         return process
+
+    def stall(self, seconds: float) -> threading.Thread:
+        """Make Redis answer no one for ``seconds`` (DEBUG SLEEP, which needs the server
+        started with ``--enable-debug-command yes``), from a thread started here."""
+        client = redis.Redis(port=self.port)
+        thread = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", seconds))
+        thread.start()
+        return thread
 
     def restart(self) -> None:
         """Start again on the same port, after stop()."""

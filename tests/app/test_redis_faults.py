@@ -9,10 +9,8 @@ import time
 from pathlib import Path
 
 import httpx
-import redis
 
-from tests.app.test_offline_batching import make_repo
-from tests.app.test_server import ladle_serve
+from tests.app.test_server import ladle_serve, redis_repo
 from tests.support import RedisServer
 
 READ = {"entities": {"driver_id": [1, 2]}, "features": ["trips:count"]}
@@ -48,15 +46,6 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join()
-
-
-def redis_repo(tmp_path: Path, server: RedisServer, timeout: float) -> Path:
-    store = {
-        "type": "redis",
-        "connection_string": server.connection_string,
-        "timeout_seconds": timeout,
-    }
-    return make_repo(tmp_path / "repo", batch_size=1, interval=1, online_store=store)
 
 
 def test_redis_killed_under_load_fails_fast_and_recovers(tmp_path: Path) -> None:
@@ -95,12 +84,7 @@ def test_slow_redis_is_answered_within_the_configured_timeout(tmp_path: Path) ->
     try:
         repo = redis_repo(tmp_path, server, timeout=0.3)
         with ladle_serve(repo, "--workers", "2", "--no-access-log") as served:
-            blocker = threading.Thread(
-                target=lambda: redis.Redis(port=server.port).execute_command(
-                    "DEBUG", "SLEEP", "1.5"
-                )
-            )
-            blocker.start()
+            blocker = server.stall(1.5)
             time.sleep(0.1)
             started = time.monotonic()
             response = httpx.post(served.url + "/get-online-features", json=READ, timeout=10)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import yaml
 
 from tests.app.conftest import serve as serve_in_process
@@ -28,6 +27,17 @@ from tests.support import RedisServer, free_port, run_cli
 
 LADLE = str(Path(sys.executable).parent / "ladle")
 READ = {"entities": {"driver_id": [1001, 1002]}, "features": ["driver_hourly_stats:conv_rate"]}
+
+
+TRIPS_READ = {"entities": {"driver_id": [1]}, "features": ["trips:count"]}
+
+
+def redis_repo(tmp_path: Path, server: RedisServer, timeout: float | None = None) -> Path:
+    """A small repo (a `trips` view, a push source) on a private Redis."""
+    store: dict[str, object] = {"type": "redis", "connection_string": server.connection_string}
+    if timeout is not None:
+        store["timeout_seconds"] = timeout
+    return make_repo(tmp_path / "repo", batch_size=1, interval=1, online_store=store)
 
 
 @pytest.fixture(scope="module")
@@ -245,26 +255,15 @@ def test_worker_connections_overload_is_answered_with_503(tmp_path: Path) -> Non
     """Redis made to stall holds requests in flight; past the cap they are refused at once."""
     redis_server = RedisServer(tmp_path, "--enable-debug-command", "yes")
     try:
-        root = make_repo(
-            tmp_path / "repo",
-            batch_size=1,
-            interval=1,
-            online_store={"type": "redis", "connection_string": redis_server.connection_string},
-        )
-        read = {"entities": {"driver_id": [1]}, "features": ["trips:count"]}
+        root = redis_repo(tmp_path, redis_server)
         with ladle_serve(root, "--worker-connections", "3", "--no-access-log") as served:
-            stall = threading.Thread(
-                target=lambda: redis.Redis(port=redis_server.port).execute_command(
-                    "DEBUG", "SLEEP", "1.5"
-                )
-            )
-            stall.start()
+            stall = redis_server.stall(1.5)
             time.sleep(0.2)
             results: list[httpx.Response] = []
 
             def call() -> None:
                 results.append(
-                    httpx.post(served.url + "/get-online-features", json=read, timeout=10)
+                    httpx.post(served.url + "/get-online-features", json=TRIPS_READ, timeout=10)
                 )
 
             callers = [threading.Thread(target=call) for _ in range(12)]
@@ -283,7 +282,9 @@ def test_worker_connections_overload_is_answered_with_503(tmp_path: Path) -> Non
             assert refused.json()["detail"][0]["type"] == "overloaded"
             assert probe.status_code == 200
             # Nothing leaked: the full capacity is back.
-            assert httpx.post(served.url + "/get-online-features", json=read).status_code == 200
+            assert (
+                httpx.post(served.url + "/get-online-features", json=TRIPS_READ).status_code == 200
+            )
             assert served.process.poll() is None
     finally:
         redis_server.stop()
@@ -396,26 +397,15 @@ def test_workers_stop_when_the_supervisor_is_killed(demo: Path) -> None:
 def test_sigterm_finishes_in_flight_requests_and_refuses_new_connections(tmp_path: Path) -> None:
     redis_server = RedisServer(tmp_path, "--enable-debug-command", "yes")
     try:
-        root = make_repo(
-            tmp_path / "repo",
-            batch_size=1,
-            interval=1,
-            online_store={"type": "redis", "connection_string": redis_server.connection_string},
-        )
-        read = {"entities": {"driver_id": [1]}, "features": ["trips:count"]}
+        root = redis_repo(tmp_path, redis_server)
         with ladle_serve(root, "--no-access-log", "--graceful-timeout", "10") as served:
-            stall = threading.Thread(
-                target=lambda: redis.Redis(port=redis_server.port).execute_command(
-                    "DEBUG", "SLEEP", "1.5"
-                )
-            )
-            stall.start()
+            stall = redis_server.stall(1.5)
             time.sleep(0.2)
             answers: list[int] = []
             in_flight = threading.Thread(
                 target=lambda: answers.append(
                     httpx.post(
-                        served.url + "/get-online-features", json=read, timeout=10
+                        served.url + "/get-online-features", json=TRIPS_READ, timeout=10
                     ).status_code
                 )
             )
@@ -424,7 +414,7 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_connections(tmp_pat
             served.process.send_signal(signal.SIGTERM)
             time.sleep(0.3)
             with pytest.raises(httpx.ConnectError):  # no longer accepting
-                httpx.post(served.url + "/get-online-features", json=read, timeout=2)
+                httpx.post(served.url + "/get-online-features", json=TRIPS_READ, timeout=2)
             in_flight.join()
             stall.join()
             assert served.process.wait(timeout=30) == 0
