@@ -62,7 +62,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def _wrap(app: Starlette, state: ServingState, options: serve_options.ServeOptions) -> None:
     """Install the optional request steps; what is switched off takes no step at all."""
     stack = app.middleware_stack or app.build_middleware_stack()
-    stack = limit_concurrency(stack, options.worker_connections)
+    metrics = state.metrics
+    refused = (lambda: metrics.error(503, "overloaded")) if metrics.request else None
+    stack = limit_concurrency(stack, options.worker_connections, refused)
     if state.metrics.request:
         endpoints = frozenset(r.path for r in app.routes if isinstance(r, Route))
         stack = state.metrics.middleware(stack, endpoints)

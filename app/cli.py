@@ -169,7 +169,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     given["access_log"] = False if args.no_access_log else None
     given["metrics"] = True if args.metrics else None
     options = serve_options.resolve(given, _settings(args).config.feature_server)
-    code = serve(Path(args.chdir), options)
+    try:
+        code = serve(Path(args.chdir), options)
+    except OSError as exc:  # a port in use, an address not on this machine
+        raise CliError(f"cannot listen: {exc}") from None
     if code:
         raise SystemExit(code)
 

@@ -11,6 +11,8 @@ answer 200 and say so in a JSON body. /health keeps Feast's empty body while all
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,6 +43,7 @@ class Status(msgspec.Struct):
 
 
 _encoder = msgspec.json.Encoder()
+PING_SECONDS = 0.5
 
 
 async def _status(request: Request) -> Status:
@@ -62,9 +65,13 @@ async def _status(request: Request) -> Status:
     )
     store = StoreStatus()
     try:
-        await state.store.ping()
+        # Bounded well below a probe's timeout, so a partitioned store reads as "not
+        # answering" rather than as a probe that timed out (a failed liveness check).
+        await asyncio.wait_for(state.store.ping(), PING_SECONDS)
     except StoreUnavailable as exc:
         store.problem = str(exc)
+    except TimeoutError:
+        store.problem = f"the online store did not answer within {PING_SECONDS:g} s"
     if state.snapshot is None or store.problem is not None:
         status = "unavailable"
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from itertools import accumulate
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from app.errors import ApiError
 from registry.config import LimitsConfig
@@ -27,6 +27,9 @@ async def read_body(request: Request, limits: LimitsConfig) -> bytes:
                 if size > limits.max_body_bytes:
                     raise _too_large(limits)
                 chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; a 4xx keeps it out of the server-error log and counts.
+        raise ApiError(400, "client_disconnected", ["body"], "the client went away") from None
     except TimeoutError:
         raise ApiError(
             408,

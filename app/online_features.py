@@ -57,8 +57,9 @@ async def get_online_features(request: Request) -> Response:
         # The fault is in the repo's code, not the request: a 500 that names the view.
         state.metrics.transformation_failed(exc.view)
         raise ApiError(500, "transformation_failed", [], str(exc)) from None
-    if state.metrics.enabled:
+    if state.metrics.request:
         request.scope.setdefault("state", {})["metric_labels"] = plan.metric_labels
+    if state.metrics.online:
         statuses = (
             answer.statuses()
             if plan.precomputed is not None

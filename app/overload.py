@@ -8,6 +8,8 @@ worker is still alive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.errors import ApiError
 from app.metrics import ASGIApp, Receive, Scope, Send
 
@@ -15,7 +17,9 @@ PROBE_PATHS = frozenset({"/health", "/ready"})
 RETRY_AFTER_SECONDS = 1
 
 
-def limit_concurrency(app: ASGIApp, limit: int) -> ASGIApp:
+def limit_concurrency(
+    app: ASGIApp, limit: int, on_refused: Callable[[], None] | None = None
+) -> ASGIApp:
     in_flight = 0
     body = ApiError(
         503,
@@ -35,6 +39,8 @@ def limit_concurrency(app: ASGIApp, limit: int) -> ASGIApp:
             await app(scope, receive, send)
             return
         if in_flight >= limit:
+            if on_refused is not None:
+                on_refused()
             await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return

@@ -210,14 +210,21 @@ async def read_precomputed(
 
 async def _check_missing(pre: PrecomputedRead, keys: list[bytes], store: OnlineStore) -> None:
     """Entities without a vector must have no records either (else a process that did
-    not know the service's definition wrote them): NOT_FOUND must not hide stored data."""
-    (records,) = await store.read([ReadBatch(keys, pre.views)])
-    if any(record is not None for per_key in records for record in per_key):
-        raise stale_error(
-            pre.service,
-            "an entity has records but no precomputed vector (a write came from a process "
-            "that did not know the service's current definition)",
-        )
+    not know the service's definition wrote them): NOT_FOUND must not hide stored data.
+
+    The vector is read again with the records: an entity written between the two reads
+    has both (one atomic write makes them), and is shown as it was at the first read.
+    """
+    (stored,) = await store.read([ReadBatch(keys, (*pre.views, *pre.fields))])
+    views = len(pre.views)
+    for per_key in stored:
+        has_records = any(record is not None for record in per_key[:views])
+        if has_records and per_key[views] is None:
+            raise stale_error(
+                pre.service,
+                "an entity has records but no precomputed vector (a write came from a process "
+                "that did not know the service's current definition)",
+            )
 
 
 def _entity_row(pre: PrecomputedRead, raw: bytes | None, now_us: int) -> Row:

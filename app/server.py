@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,23 @@ def serve(repo: Path, options: ServeOptions) -> int:
         if value is not None:
             os.environ[ENVIRONMENT[name][0]] = str(value).lower()
 
+    metrics_dir = tempfile.mkdtemp(prefix="ladle-metrics-") if options.metrics else None
+    try:
+        return _run(settings.root, options, metrics_dir)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(root: Path, options: ServeOptions, metrics_dir: str | None) -> int:
     config = hypercorn_config(options)
-    metrics_at = _serve_metrics(options.host, options.metrics_port) if options.metrics else ""
+    metrics_at = (
+        _serve_metrics(options.host, options.metrics_port, metrics_dir) if metrics_dir else ""
+    )
     scheme = "https" if options.cert else "http"
     workers = effective_workers(options.workers)
     print(
-        f"ladle: serving {settings.root} on {scheme}://{config.bind[0]} "
+        f"ladle: serving {root} on {scheme}://{config.bind[0]} "
         f"with {workers} worker(s)" + (f"; metrics on {metrics_at}" if metrics_at else ""),
         flush=True,
     )
@@ -74,9 +86,8 @@ def serve(repo: Path, options: ServeOptions) -> int:
     return supervisor.run()
 
 
-def _serve_metrics(host: str, port: int) -> str:
+def _serve_metrics(host: str, port: int, folder: str) -> str:
     """Aggregate the workers' metric files and serve them from this (parent) process."""
-    folder = tempfile.mkdtemp(prefix="ladle-metrics-")
     os.environ[METRICS_DIR_ENV] = folder  # the workers inherit it, and so write there
     os.environ[METRICS_ENABLED_ENV] = "1"
     from prometheus_client import CollectorRegistry, start_http_server

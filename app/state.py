@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,11 @@ from stores.offline import FileOfflineStore
 from stores.offline_write import append_rows
 from stores.timed import TimedStore
 
+log = logging.getLogger("ladle.server")
 REPO_ENV = "LADLE_REPO"
+#: At shutdown, how long ?async=true materializations may go on (an interrupted one is not
+#: recorded, so the next incremental run covers its window again).
+MATERIALIZE_DRAIN_SECONDS = 20.0
 REGISTRY_TTL_ENV = "LADLE_REGISTRY_TTL_SEC"
 
 
@@ -171,11 +176,17 @@ class ServingState:
             self.sampler.start()
 
     async def stop(self) -> None:
-        """Let background materializations finish, then close everything."""
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        """Flush acknowledged offline rows first (nothing may outrank them), give background
+        materializations a bounded time to finish, then close everything."""
         if self.batcher is not None:
             await self.batcher.stop()
+        if self.tasks:
+            _, running = await asyncio.wait(self.tasks, timeout=MATERIALIZE_DRAIN_SECONDS)
+            for task in running:
+                log.warning("stopping: a background materialization did not finish; cancelled")
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
         await self.refresher.stop()
         if self.sampler is not None:
             await self.sampler.stop()

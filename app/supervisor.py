@@ -35,6 +35,7 @@ from app.logs import configure_logging
 
 log = logging.getLogger("ladle.server")
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 #: After the graceful timeout, how long a worker's lifespan may take to shut down.
 SHUTDOWN_MARGIN_SECONDS = 30.0
 #: The longest wait before starting a replacement for a worker that keeps failing.
@@ -57,6 +58,9 @@ def _worker_main(config: Any, sockets: Any, control: Connection, ready: Connecti
     worker could die holding: ``control`` ends (a byte, or EOF because the supervisor
     is gone) when the worker must stop; the worker reports readiness on ``ready``.
     """
+    for number in _STOP_SIGNALS:  # the supervisor drains this worker through ``control``
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     import uvloop
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import load_application
@@ -172,13 +176,14 @@ class Supervisor:
             },
             daemon=True,
         )
-        # The child inherits ignored signals across exec: only the supervisor reacts to them.
-        handlers = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGTERM, signal.SIGINT)}
+        # Blocked, not ignored, while the child starts: the child inherits the mask (only
+        # the supervisor reacts to these signals), and one that arrives meanwhile stays
+        # pending here instead of being dropped.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             process.start()
         finally:
-            for number, handler in handlers.items():
-                signal.signal(number, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         # The child has its own copies now; ours would keep the pipes from ever ending.
         control_reader.close()
         ready_writer.close()

@@ -100,7 +100,7 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Json values nest inside a request, so leave them room.
     max_nesting_depth: Positive = 32
     #: Seconds a client has to send a request's body once its headers are in.
-    body_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    body_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 class FeatureServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

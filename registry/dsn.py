@@ -29,12 +29,35 @@ def normalize(url: str) -> str:
             f"{shown!r} is not a PostgreSQL URL; a sql registry needs "
             "postgresql://user:password@host:port/database"
         )
-    return "postgresql://" + url[match.end() :]
+    normalized = "postgresql://" + url[match.end() :]
+    written = _written_password(normalized)
+    try:
+        parsed = urlsplit(normalized).password
+    except ValueError:
+        parsed = None
+    if written and parsed != written:
+        # e.g. a password with "/", "?", "#" or "@" in it: URL parsers disagree on where it
+        # ends, so it could be sent to the wrong place or shown in a message.
+        raise DsnError(
+            "the password in the PostgreSQL URL must be percent-encoded (/ ? # @ and % "
+            "as %2F %3F %23 %40 %25), or left out and given as $PGPASSWORD"
+        )
+    return normalized
+
+
+#: The user part's password: from after "user:" to the last "@" of the URL, so that a
+#: password holding "/", "?", "#" or "@" is masked whole (a mask too long is the safe side).
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@?#]*:)(.*)@(?=[^@]*$)", re.DOTALL)
+
+
+def _written_password(url: str) -> str:
+    match = _USERINFO_PASSWORD.search(url)
+    return match.group(2) if match else ""
 
 
 def redact(url: str) -> str:
     """The URL with its password (in the user part or a ``password=`` option) masked."""
-    text = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", rf"\g<1>{_MASK}@", url)
+    text = _USERINFO_PASSWORD.sub(rf"\g<1>{_MASK}@", url)
     return re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{_MASK}", text, flags=re.IGNORECASE)
 
 
@@ -48,9 +71,9 @@ def secrets_of(url: str) -> list[str]:
         found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
     except ValueError:
         pass
-    match = re.search(r"://[^:/@?#]*:([^@/?#]*)@", url)  # in case urlsplit gave up
-    if match and match.group(1):
-        found += [match.group(1), unquote(match.group(1))]
+    written = _written_password(url)  # in case urlsplit gave up or split it wrongly
+    if written:
+        found += [written, unquote(written)]
     # Longest first, so that a password containing another is masked whole.
     return sorted({s for s in found if s}, key=len, reverse=True)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("ladle.background")
 
 
 class Periodic:
@@ -16,7 +19,11 @@ class Periodic:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            await self.step()
+            try:
+                await self.step()
+            except Exception:
+                # One failed step must not end the upkeep (nor resurface at shutdown).
+                log.exception("background step %s failed; trying again next time", self.step)
 
     def start(self) -> None:
         if self._task is None:

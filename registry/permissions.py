@@ -181,7 +181,7 @@ def compile_permission(
             problem(f"name_patterns: {pattern!r} is not a string")
             continue
         try:
-            re.compile(pattern)
+            re.compile(pattern.strip())  # checked as it is stored
         except re.error as exc:
             problem(f"name_patterns: {pattern!r} is not a regular expression: {exc}")
     actions: list[str] = []

@@ -113,6 +113,11 @@ class SqlRegistry:
             except asyncio.CancelledError:
                 self._drop()  # a query may be in flight: the connection is unusable
                 raise
+            except asyncpg.exceptions.InternalClientError as exc:
+                # e.g. "another operation is in progress" after the server went away mid-
+                # query: the connection's state is unknown, so it is replaced.
+                self._drop()
+                raise RegistryUnavailable(self._failure("cannot be reached", exc)) from None
 
     def _failure(self, what: str, exc: BaseException) -> str:
         detail = str(exc) or type(exc).__name__

@@ -141,3 +141,45 @@ def test_limits_must_be_positive(setting: str) -> None:
     raw = {"project": "p", "feature_server": {"limits": {setting: 0}}}
     with pytest.raises(ConfigError, match=f"feature_server.limits.{setting}: Expected `int` >= 1"):
         parse_repo_config(raw, "feature_store.yaml")
+
+
+async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app import create_app
+
+    write_repo(tmp_path, DEFS)
+    write_parquet(
+        tmp_path / "data/trips.parquet",
+        "SELECT 1::BIGINT AS driver_id, 1::BIGINT AS count, 1::BIGINT AS other, "
+        "1::BIGINT AS third, TIMESTAMP '2026-01-01' AS ts",
+    )
+    await apply_repo(load_repo_config(tmp_path))
+    app = create_app(tmp_path)
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"entities": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/get-online-features",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "app": app,
+    }
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 400
+    assert b"client_disconnected" in sent[1]["body"]  # type: ignore[operator]
+    assert "unhandled error" not in caplog.text

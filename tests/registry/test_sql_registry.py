@@ -366,6 +366,20 @@ def test_redact_and_scrub_hide_every_form_of_the_password() -> None:
     assert redact("postgresql://user@host/db") == "postgresql://user@host/db"
 
 
+def test_passwords_with_url_delimiters_are_masked_whole_or_refused(tmp_path: Path) -> None:
+    for password in ("Xy7/Qz9+abc", "a?b#c", "p@ss/word"):
+        url = f"postgresql://ladle:{password}@127.0.0.1:5432/features"
+        assert redact(url) == "postgresql://ladle:***@127.0.0.1:5432/features"
+        assert password not in scrub(f"cannot use {url} ({password})", url)
+        write_repo(tmp_path, "", extra_config={"registry": {"registry_type": "sql", "path": url}})
+        with pytest.raises(ConfigError, match="must be percent-encoded") as info:
+            load_repo_config(tmp_path)
+        assert password not in str(info.value)
+    encoded = "postgresql://ladle:Xy7%2FQz9@127.0.0.1:5432/features"
+    write_repo(tmp_path, "", extra_config={"registry": {"registry_type": "sql", "path": encoded}})
+    assert load_repo_config(tmp_path).config.registry_config.registry_type == "sql"
+
+
 def test_config_accepts_postgres_urls_and_names_bad_ones_without_secrets(tmp_path: Path) -> None:
     for scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         write_repo(
