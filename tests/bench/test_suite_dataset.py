@@ -26,7 +26,7 @@ async def client(tmp_path: Path, redis_conn: str) -> AsyncIterator[httpx.AsyncCl
     repo = tmp_path / "repo"
     assert suite_data.main(["--repo", str(repo), "--redis", redis_conn, "--entities", "25"]) == 0
     settings = load_repo_config(repo)
-    apply_repo(settings)
+    await apply_repo(settings)
     store = create_online_store(settings)
     await store.start()
     try:
