@@ -5,7 +5,8 @@
 #
 # Usage (from anywhere; root is needed only to apt-get install wrk when it is missing):
 #
-#     bash bench/overhead.sh                 # 5 configs x 1/10 rows x 1/16 conns, ~6 min
+#     bash bench/overhead.sh                 # 5 configs x 1/10 rows x 1/16 conns x 3
+#                                            # rounds of 2 s warm-up + 5 s: ~8 min
 #     bash bench/overhead.sh --quick         # 3 s per run, to see that it works
 #     bash bench/overhead.sh --help
 #
@@ -14,14 +15,16 @@
 #      port, the repo of bench/suite_spec.py, `ladle apply`, `ladle materialize`;
 #   2. a copy of that repo made an oidc repo (bench/overhead_configs.py: RSA key, JWKS
 #      file, one Permission, two signed tokens), then `ladle apply` on it;
-#   3. for each round and each config: bench.floor_app:app under hypercorn with 2 uvloop
-#      workers, started fresh with the config's environment and repo; checks that the
-#      config is really what it says (a curl of the exact body and header must get a
-#      full, all-PRESENT answer; with auth, no token must get 401 and a token without the
-#      role 403; with metrics, the request must be counted; with the access log, it
-#      must be logged, and without it, not); then for each rows x conns a warm-up and
-#      the measured `wrk --latency` run of the `features` scenario with CPU accounting;
-#   4. prints one table (bench/overhead_report.py) and writes results.json. Everything
+#   3. one server per config, all started fresh up front: bench.floor_app:app under
+#      hypercorn with 2 uvloop workers (as the suite starts it), each with its config's
+#      environment and repo, on its own port. Each is checked to be what it says: a
+#      curl of the exact body and header must get a full, all-PRESENT answer; with auth,
+#      no token must get 401 and a token without the role 403; with metrics, the request
+#      must be counted; with the access log it must be logged, and without it not;
+#   4. for each round, rows and conns, every config in turn (reversed every other
+#      round): a sanity curl, a warm-up and the measured `wrk --latency` run of the
+#      `features` scenario (bench/suite-profile.lua) with CPU accounting;
+#   5. prints one table (bench/overhead_report.py) and writes results.json. Everything
 #      it started is stopped on exit.
 set -Eeuo pipefail
 
@@ -47,11 +50,11 @@ Usage: bash bench/overhead.sh [OPTIONS]
                         all         metrics, auth and the access log together
   --rows "1 10"       entity rows per request
   --conns "1 16"      wrk connections (1 -> wrk -t1, more -> -t2)
-  --rounds N          repeat every config N times, interleaved (default 1); the table
-                      shows medians over the rounds
-  --duration D        measured time per run (N, Ns or Nm; default 10s)
-  --warmup D          warm-up per run (default 3s; 0 skips it)
-  --quick             --duration 3s --warmup 1s
+  --rounds N          measure every point N times (default 3); the table shows
+                      medians over the rounds
+  --duration D        measured time per run (N, Ns or Nm; default 5s)
+  --warmup D          warm-up per run (default 2s; 0 skips it)
+  --quick             --duration 3s --warmup 1s --rounds 1
   --workers N         hypercorn worker processes (default 2)
   --entities N        entities in the dataset (default 100000)
   --nbodies N         request bodies per wrk thread (default 10000)
@@ -69,9 +72,9 @@ EOF
 CONFIGS=${CONFIGS:-"baseline metrics auth access_log all"}
 ROWS_LIST=${ROWS_LIST:-"1 10"}
 CONNS_LIST=${CONNS_LIST:-"1 16"}
-ROUNDS=${ROUNDS:-1}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-3s}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-2s}
 WORKERS=${WORKERS:-2}
 ENTITIES=${ENTITIES:-100000}
 NBODIES=${NBODIES:-10000}
@@ -91,7 +94,7 @@ while (( $# )); do
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
-    --quick) DURATION=3s; WARMUP=1s; shift ;;
+    --quick) DURATION=3s; WARMUP=1s; ROUNDS=1; shift ;;
     --workers) WORKERS=$2; shift 2 ;;
     --entities) ENTITIES=$2; shift 2 ;;
     --nbodies) NBODIES=$2; shift 2 ;;
@@ -145,7 +148,7 @@ command -v curl >/dev/null 2>&1 || die "curl not found"
 prepare_results latest-overhead
 TMP=$(mktemp -d /tmp/ladle-overhead.XXXXXX)
 log "results -> $RESULTS_DIR; $n_runs runs of ${WARM_S}s + ${DUR_S}s; overall limit ${OVERALL}s"
-read -r REDIS_PORT SERVER_PORT <<< "$(free_ports 2)"
+REDIS_PORT=$(free_ports 1)
 suite_dataset "$ENTITIES"   # sets REPO
 
 # ---------------------------------------------------------------- 2. the auth repo ------
@@ -181,8 +184,61 @@ for rows in $ROWS_LIST; do
     || die "could not dump the $rows-row body"
 done
 
-# post OUT [HEADER...]: POST the 1-row body to /get-online-features; prints the status.
-post() {
+# Every config gets its own server, all started fresh up front and kept running, so that
+# the configs can be measured in turn at each rows x conns point: load from elsewhere on
+# the machine then falls on all of them alike instead of on whichever ran last.
+declare -A SRV_GROUP SRV_PIDS SRV_WORKERS SRV_BASE SRV_LOG SRV_AUTH SRV_STEPS SRV_METRICS
+
+# use_config NAME: make NAME's server the current one (for measure and the checks).
+use_config() {
+  SERVER_GROUP=${SRV_GROUP[$1]} SERVER_PIDS=${SRV_PIDS[$1]} WORKER_PIDS=${SRV_WORKERS[$1]}
+  BASE=${SRV_BASE[$1]} LOGFILE=${SRV_LOG[$1]}
+  export AUTHORIZATION=${SRV_AUTH[$1]}
+}
+
+# start_config NAME PORT: NAME's repo and environment, then a fresh server on PORT.
+start_config() {
+  local name=$1 metrics auth access
+  read -r metrics auth access <<< "$(config_steps "$name")"
+  SRV_METRICS[$name]=""
+  if (( metrics )); then
+    SRV_METRICS[$name]="$TMP/metrics-$name"
+    mkdir -p "${SRV_METRICS[$name]}"
+    export PROMETHEUS_MULTIPROC_DIR=${SRV_METRICS[$name]} LADLE_METRICS=true
+  else
+    unset PROMETHEUS_MULTIPROC_DIR LADLE_METRICS
+  fi
+  SRV_AUTH[$name]=""
+  if (( auth )); then
+    SRV_AUTH[$name]="Bearer $TOKEN"
+    export LADLE_REPO=$AUTH_REPO
+  else
+    export LADLE_REPO=$REPO
+  fi
+  if (( access )); then export LADLE_ACCESS_LOG=true; else export LADLE_ACCESS_LOG=false; fi
+  LOGFILE="$RESULTS_DIR/raw/server_$name.log" SERVER_PORT=$2
+  start_suite_server hypercorn
+  SRV_GROUP[$name]=$SERVER_GROUP SRV_PIDS[$name]=$SERVER_PIDS SRV_WORKERS[$name]=$WORKER_PIDS
+  SRV_BASE[$name]=$BASE SRV_LOG[$name]=$LOGFILE SRV_STEPS[$name]="$metrics $auth $access"
+  log "$name (metrics $metrics, auth $auth, access log $access) on $BASE:" \
+      "parent $SERVER_PARENT, workers $WORKER_PIDS"
+}
+
+# post_sanity NAME ROWS: POST the exact first body wrk sends, with the header it sends;
+# the answer must be complete and all PRESENT.
+post_sanity() {
+  local name=$1 rows=$2 code headers=(-H 'Content-Type: application/json')
+  local body="$RESULTS_DIR/raw/body_r$rows.json" out="$RESULTS_DIR/raw/$1_r$2.sanity"
+  [[ -n "$AUTHORIZATION" ]] && headers+=(-H "Authorization: $AUTHORIZATION")
+  kill -0 "$SERVER_GROUP" 2>/dev/null || die "the $name server died"
+  code=$(curl -sS -m 10 -o "$out.json" -w '%{http_code}' "${headers[@]}" \
+    --data-binary @"$body" "$BASE/get-online-features") || code=000
+  "$PY" "$HERE/check.py" response "$out.json" --http-code "$code" --body "$body" \
+    > "$out.txt" 2>&1 || { cat "$out.txt" >&2; die "sanity check of $name at $rows rows"; }
+}
+
+# post_status OUT [HEADER...]: POST the first 1-row body; prints the HTTP status.
+post_status() {
   local out=$1; shift
   local headers=(-H 'Content-Type: application/json') h
   for h in "$@"; do headers+=(-H "$h"); done
@@ -191,77 +247,45 @@ post() {
     "$BASE/get-online-features" || echo 000
 }
 
-# access_lines: access-log lines of POST /get-online-features in the server log.
-access_lines() { grep -c '"path":"/get-online-features"' "$LOGFILE" || true; }
-
-# check_config NAME METRICS AUTH LOG: the config's steps are on, and the others are off.
+# check_config NAME: after a sanity request, NAME's steps are on and the others off.
 check_config() {
-  local name=$1 metrics=$2 auth=$3 access=$4 out="$RESULTS_DIR/raw/$1$SUFFIX" code n
+  local name=$1 metrics auth access out="$RESULTS_DIR/raw/$1" code n=0
+  read -r metrics auth access <<< "${SRV_STEPS[$name]}"
+  post_sanity "$name" "${ROWS_LIST%% *}"
   if (( auth )); then
-    code=$(post "$out.no_token.json")
+    code=$(post_status "$out.no_token.json")
     [[ "$code" == 401 ]] && grep -q not_authenticated "$out.no_token.json" \
       || die "$name: a request without a token got HTTP $code, not 401 (auth not active?)"
-    code=$(post "$out.no_role.json" "Authorization: Bearer $TOKEN_NOROLE")
+    code=$(post_status "$out.no_role.json" "Authorization: Bearer $TOKEN_NOROLE")
     [[ "$code" == 403 ]] && grep -q forbidden "$out.no_role.json" \
       || die "$name: a token without the role got HTTP $code, not 403 (permission not active?)"
     log "$name: no token -> 401, a token without the role -> 403"
   fi
-  for _ in $(seq 20); do
-    n=$(access_lines); (( n > 0 )) && break; sleep 0.1
+  for _ in $(seq 20); do  # the access log writes at the end of a loop iteration
+    n=$(grep -c '"path":"/get-online-features"' "$LOGFILE" || true)
+    (( n > 0 )) && break
+    sleep 0.1
   done
   if (( access )); then
     (( n > 0 )) || die "$name: the access log is on, but no line for /get-online-features"
-    log "$name: $n access-log lines so far"
+    log "$name: the access log has $n line(s) for /get-online-features"
   else
     (( n == 0 )) || die "$name: the access log is off, but $n lines were logged"
   fi
   if (( metrics )); then
-    timeout 30 "$PY" -m bench.overhead_configs metrics "$PROMETHEUS_MULTIPROC_DIR" >&2 \
+    timeout 30 "$PY" -m bench.overhead_configs metrics "${SRV_METRICS[$name]}" >&2 \
       || die "$name: metrics are on, but no request was counted"
   fi
 }
 
-# start_config NAME: the config's repo and environment, then a fresh server.
-start_config() {
-  local name=$1 metrics auth access
-  read -r metrics auth access <<< "$(config_steps "$name")"
-  if (( metrics )); then
-    export PROMETHEUS_MULTIPROC_DIR="$TMP/metrics-$name$SUFFIX" LADLE_METRICS=true
-    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-  else
-    unset PROMETHEUS_MULTIPROC_DIR LADLE_METRICS
-  fi
-  if (( auth )); then
-    export LADLE_REPO=$AUTH_REPO AUTHORIZATION="Bearer $TOKEN"
-  else
-    export LADLE_REPO=$REPO AUTHORIZATION=""
-  fi
-  if (( access )); then export LADLE_ACCESS_LOG=true; else export LADLE_ACCESS_LOG=false; fi
-  LOGFILE="$RESULTS_DIR/raw/server_$name$SUFFIX.log"
-  start_suite_server hypercorn
-  log "$name (metrics $metrics, auth $auth, access log $access): parent $SERVER_PARENT," \
-      "workers $WORKER_PIDS"
-  CONFIG_STEPS="$metrics $auth $access"
-}
-
 run_one() {  # config round rows conns
-  local config=$1 round=$2 rows=$3 conns=$4 threads label code auth_header=()
-  label="${config}_r${rows}_c${conns}$SUFFIX"
+  local config=$1 round=$2 rows=$3 conns=$4 threads label url
+  label="${config}_r${rows}_c${conns}"
+  (( ROUNDS > 1 )) && label+="_round$round"
   threads=$(threads_for "$conns")
-  local body="$RESULTS_DIR/raw/body_r$rows.json" url="$BASE/get-online-features"
-  [[ -n "$AUTHORIZATION" ]] && auth_header=(-H "Authorization: $AUTHORIZATION")
-  kill -0 "$SERVER_GROUP" 2>/dev/null || die "server died before $label"
-  code=$(curl -sS -m 10 -o "$RESULTS_DIR/raw/$label.sanity.json" -w '%{http_code}' \
-    -H 'Content-Type: application/json' "${auth_header[@]}" --data-binary @"$body" "$url") \
-    || code=000
-  "$PY" "$HERE/check.py" response "$RESULTS_DIR/raw/$label.sanity.json" --http-code "$code" \
-    --body "$body" > "$RESULTS_DIR/raw/$label.sanity.txt" 2>&1 \
-    || { cat "$RESULTS_DIR/raw/$label.sanity.txt" >&2; die "sanity check of $label"; }
-  if [[ -n "$CONFIG_STEPS" ]]; then  # once per server: is the config what it claims?
-    check_config "$config" $CONFIG_STEPS
-    CONFIG_STEPS=""
-  fi
-
+  use_config "$config"
+  url="$BASE/get-online-features"
+  post_sanity "$config" "$rows"
   export ROWS=$rows LABEL=$label
   if (( WARM_S > 0 )); then
     RESULT_FILE="$RESULTS_DIR/raw/$label.warmup.json" \
@@ -285,27 +309,41 @@ run_one() {  # config round rows conns
   "$PY" "$HERE/report.py" --pick "$RESULTS" "${merged[@]}"
 }
 
+read -r -a ports <<< "$(free_ports "$n_configs")"
+i=0
+for config in $CONFIGS; do
+  start_config "$config" "${ports[i]}"
+  i=$(( i + 1 ))
+done
 covered=0
+for config in $CONFIGS; do
+  use_config "$config"
+  check_config "$config"
+  if (( covered == 0 )) && [[ -z "$AUTHORIZATION" ]]; then
+    log "coverage check of all $ENTITIES ids on the $config server"
+    timeout 600 "$PY" "$HERE/check.py" coverage "$BASE/get-online-features" \
+      --id-start 1 --id-count "$ENTITIES" --features "$FEATURES" --entity-key user_id >&2 \
+      || die "coverage check failed"
+    covered=1
+  fi
+done
+
+# At each point the configs run in turn, in reverse order every other round, so that a
+# trend in the machine's other load does not favour the configs that come first.
 wait_quiet
+read -r -a order <<< "$CONFIGS"
 for (( round = 1; round <= ROUNDS; round++ )); do
-  SUFFIX=""; (( ROUNDS > 1 )) && SUFFIX="_round$round"
-  for config in $CONFIGS; do
-    start_config "$config"
-    if (( covered == 0 )) && [[ -z "$AUTHORIZATION" ]]; then
-      log "coverage check of all $ENTITIES ids"
-      timeout 600 "$PY" "$HERE/check.py" coverage "$BASE/get-online-features" \
-        --id-start 1 --id-count "$ENTITIES" --features "$FEATURES" --entity-key user_id >&2 \
-        || die "coverage check failed"
-      covered=1
-    fi
-    for rows in $ROWS_LIST; do
-      for conns in $CONNS_LIST; do
-        run_one "$config" "$round" "$rows" "$conns"
-      done
+  for rows in $ROWS_LIST; do
+    for conns in $CONNS_LIST; do
+      for config in "${order[@]}"; do run_one "$config" "$round" "$rows" "$conns"; done
     done
-    grep -qE 'Traceback|ERROR' "$LOGFILE" && log "WARNING: errors in $LOGFILE"
-    stop_server
   done
+  read -r -a order <<< "$(printf '%s\n' "${order[@]}" | tac | tr '\n' ' ')"
+done
+for config in $CONFIGS; do
+  use_config "$config"
+  grep -qE 'Traceback|ERROR' "$LOGFILE" && log "WARNING: errors in $LOGFILE"
+  stop_server
 done
 
 # ---------------------------------------------------------------- 4. report -------------
