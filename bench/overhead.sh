@@ -24,7 +24,10 @@
 #   4. for each round, rows and conns, every config in turn (reversed every other
 #      round): a sanity curl, a warm-up and the measured `wrk --latency` run of the
 #      `features` scenario (bench/suite-profile.lua) with CPU accounting;
-#   5. prints one table (bench/overhead_report.py) and writes results.json. Everything
+#   5. the apps of all configs in one process (bench/overhead_inproc.py), called
+#      directly, in short blocks in turn: CPU time per request without HTTP and wrk,
+#      and with the machine's other load falling on every config alike;
+#   6. prints the tables (bench/overhead_report.py) and writes results.json. Everything
 #      it started is stopped on exit.
 set -Eeuo pipefail
 
@@ -59,6 +62,9 @@ Usage: bash bench/overhead.sh [OPTIONS]
   --entities N        entities in the dataset (default 100000)
   --nbodies N         request bodies per wrk thread (default 10000)
   --seed N            random seed of the bodies (default 1)
+  --inproc N          after the wrk runs, the app's CPU time per request measured in
+                      one process (bench/overhead_inproc.py), N blocks of 100 requests
+                      per config and rows, the configs in turn (default 40; 0 skips it)
   --timeout S         overall limit in seconds (default: computed from the plan)
   --results DIR       output folder (default bench/results/overhead-<UTC stamp>;
                       bench/results/latest-overhead links the newest)
@@ -81,6 +87,7 @@ NBODIES=${NBODIES:-10000}
 SEED=${SEED:-1}
 WAIT_QUIET=${WAIT_QUIET:-30}
 RETRY_NOISY=${RETRY_NOISY:-0}
+INPROC=${INPROC:-40}
 NOISY_PCT=15
 OVERALL=""
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -99,6 +106,7 @@ while (( $# )); do
     --entities) ENTITIES=$2; shift 2 ;;
     --nbodies) NBODIES=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
+    --inproc) INPROC=$2; shift 2 ;;
     --timeout) OVERALL=$2; shift 2 ;;
     --results) RESULTS_DIR=$2; shift 2 ;;
     --keep-tmp) KEEP_TMP=1; shift ;;
@@ -107,22 +115,14 @@ while (( $# )); do
   esac
 done
 
-# config -> "metrics auth access_log" (1 = on)
-config_steps() {
-  case "$1" in
-    baseline) echo "0 0 0" ;;
-    metrics) echo "1 0 0" ;;
-    auth) echo "0 1 0" ;;
-    access_log) echo "0 0 1" ;;
-    all) echo "1 1 1" ;;
-    *) return 1 ;;
-  esac
-}
+# config_steps NAME -> "metrics auth access_log" (1 = on), from bench/overhead_configs.py
+config_steps() { "$PY" -m bench.overhead_configs steps "$1"; }
 
 DUR_S=$(seconds "$DURATION")
 WARM_S=$(seconds "$WARMUP")
 [[ "$DUR_S" =~ ^[0-9]+$ && "$DUR_S" -ge 1 ]] || die "--duration $DURATION: use N, Ns or Nm"
 [[ "$WARM_S" =~ ^[0-9]+$ ]] || die "--warmup $WARMUP: use N, Ns or Nm"
+[[ "$INPROC" =~ ^[0-9]+$ ]] || die "--inproc $INPROC: a number of blocks (0 skips it)"
 for n in $ROWS_LIST $CONNS_LIST "$ROUNDS" "$WORKERS" "$NBODIES" "$ENTITIES"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "$n: rows, conns, rounds, workers, bodies and entities are positive integers"
 done
@@ -137,7 +137,8 @@ done
 n_configs=$(wc -w <<< "$CONFIGS")
 n_runs=$(( n_configs * ROUNDS * $(wc -w <<< "$ROWS_LIST") * $(wc -w <<< "$CONNS_LIST") ))
 BUDGET=$(( 900 + WAIT_QUIET + n_configs * ROUNDS * 60 \
-  + n_runs * (DUR_S + WARM_S + 30 + RETRY_NOISY * (DUR_S + 25)) ))
+  + n_runs * (DUR_S + WARM_S + 30 + RETRY_NOISY * (DUR_S + 25)) \
+  + 120 + INPROC * 20 ))
 OVERALL=${OVERALL:-$(( BUDGET + 120 ))}
 [[ "$OVERALL" =~ ^[1-9][0-9]*$ ]] || die "--timeout $OVERALL: use seconds"
 watchdog "$OVERALL"
@@ -171,7 +172,7 @@ fi
   --packages hypercorn starlette msgspec redis hiredis uvloop prometheus-client pyjwt \
   cryptography orjson \
   --set knobs "$(knobs_json CONFIGS ROWS_LIST CONNS_LIST ROUNDS DURATION WARMUP WORKERS \
-    ENTITIES NBODIES SEED)"
+    ENTITIES NBODIES SEED INPROC)"
 
 # ---------------------------------------------------------------- 3. runs ---------------
 # The first body wrk sends at each row count, written by the Lua script itself.
@@ -196,8 +197,8 @@ use_config() {
   export AUTHORIZATION=${SRV_AUTH[$1]}
 }
 
-# start_config NAME PORT: NAME's repo and environment, then a fresh server on PORT.
-start_config() {
+# config_env NAME: NAME's repo and environment, for its server or an in-process run.
+config_env() {
   local name=$1 metrics auth access
   read -r metrics auth access <<< "$(config_steps "$name")"
   SRV_METRICS[$name]=""
@@ -216,11 +217,18 @@ start_config() {
     export LADLE_REPO=$REPO
   fi
   if (( access )); then export LADLE_ACCESS_LOG=true; else export LADLE_ACCESS_LOG=false; fi
+  SRV_STEPS[$name]="$metrics $auth $access"
+}
+
+# start_config NAME PORT: a fresh server for NAME on PORT.
+start_config() {
+  local name=$1
+  config_env "$name"
   LOGFILE="$RESULTS_DIR/raw/server_$name.log" SERVER_PORT=$2
   start_suite_server hypercorn
   SRV_GROUP[$name]=$SERVER_GROUP SRV_PIDS[$name]=$SERVER_PIDS SRV_WORKERS[$name]=$WORKER_PIDS
-  SRV_BASE[$name]=$BASE SRV_LOG[$name]=$LOGFILE SRV_STEPS[$name]="$metrics $auth $access"
-  log "$name (metrics $metrics, auth $auth, access log $access) on $BASE:" \
+  SRV_BASE[$name]=$BASE SRV_LOG[$name]=$LOGFILE
+  log "$name (metrics, auth, access log: ${SRV_STEPS[$name]}) on $BASE:" \
       "parent $SERVER_PARENT, workers $WORKER_PIDS"
 }
 
@@ -345,6 +353,17 @@ for config in $CONFIGS; do
   grep -qE 'Traceback|ERROR' "$LOGFILE" && log "WARNING: errors in $LOGFILE"
   stop_server
 done
+
+# In process (bench/overhead_inproc.py): the app's CPU time per request in each config,
+# all apps in one process, timed in short blocks in turn.
+if (( INPROC > 0 )); then
+  log "in process: $INPROC blocks of 100 requests per config and rows"
+  bounded $(( 120 + INPROC * 20 )) "$PY" -m bench.overhead_inproc --repo "$REPO" \
+    --auth-repo "$AUTH_REPO" --token-file "$TMP/tokens/token" \
+    --metrics-dir "$TMP/metrics-inproc" --configs "$CONFIGS" --rows "$ROWS_LIST" \
+    --entities "$ENTITIES" --blocks "$INPROC" --out "$RESULTS_DIR/results-inproc.jsonl" \
+    --log "$RESULTS_DIR/raw/inproc_access.log" || die "the in-process measurement failed"
+fi
 
 # ---------------------------------------------------------------- 4. report -------------
 "$PY" -m bench.overhead_report "$RESULTS_DIR" --json "$RESULTS_DIR/results.json" \

@@ -1,5 +1,8 @@
 """The optional request steps bench/overhead.sh switches on, and proof that each is on.
 
+    python -m bench.overhead_configs steps NAME
+        Print "METRICS AUTH ACCESS_LOG" (1 = on) for config NAME of ``CONFIGS``.
+
     python -m bench.overhead_configs auth REPO OUT_DIR
         Turn REPO (a copy of the suite repo) into an oidc repo: a new RSA key, its JWKS in
         REPO/jwks.json, an ``auth`` section in feature_store.yaml that trusts only that
@@ -23,6 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -32,6 +36,22 @@ CLIENT_ID = "ladle-bench"
 ROLE = "bench-reader"
 KID = "bench-key-1"
 LIFETIME_S = 30 * 24 * 3600
+
+
+class Steps(NamedTuple):
+    metrics: bool
+    auth: bool
+    access_log: bool
+
+
+#: The server configs bench/overhead.sh measures, in its default order.
+CONFIGS: dict[str, Steps] = {
+    "baseline": Steps(metrics=False, auth=False, access_log=False),
+    "metrics": Steps(metrics=True, auth=False, access_log=False),
+    "auth": Steps(metrics=False, auth=True, access_log=False),
+    "access_log": Steps(metrics=False, auth=False, access_log=True),
+    "all": Steps(metrics=True, auth=True, access_log=True),
+}
 
 PERMISSIONS_PY = f'''\
 """Written by bench/overhead_configs.py: readers with role {ROLE!r} may read online."""
@@ -100,12 +120,20 @@ def served_requests(folder: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    steps = sub.add_parser("steps", help="print METRICS AUTH ACCESS_LOG of a config")
+    steps.add_argument("name")
     auth = sub.add_parser("auth", help="make REPO an oidc repo; tokens to OUT_DIR")
     auth.add_argument("repo", type=Path)
     auth.add_argument("out", type=Path)
     metrics = sub.add_parser("metrics", help="check that DIR counted served requests")
     metrics.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "steps":
+        if args.name not in CONFIGS:
+            print(f"unknown config {args.name!r}; known: {' '.join(CONFIGS)}", file=sys.stderr)
+            return 2
+        print(" ".join(str(int(on)) for on in CONFIGS[args.name]))
+        return 0
     if args.command == "auth":
         make_auth_repo(args.repo, args.out)
         print(f"auth: {args.repo} trusts {args.repo / 'jwks.json'}; tokens in {args.out}")

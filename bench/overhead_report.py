@@ -11,6 +11,12 @@ the same rows and connections; "+CPU us/request" is the server CPU time per requ
 the baseline's, which other load on the machine disturbs less than RPS. With several
 rounds every figure is the median over the rounds (ratios and differences are taken
 within a round first). Errors are wrk's non-2xx responses plus socket errors.
+
+``results-inproc.jsonl``, when present, holds bench/overhead_inproc.py's figures: the
+app's CPU time per request, measured in one process without HTTP, in blocks of requests
+timed for each config in turn. Its table shows the least disturbed block (the minimum),
+the median block, and two differences from the baseline at the same rows: of the minima,
+and the median of the differences between blocks timed side by side.
 """
 
 from __future__ import annotations
@@ -137,6 +143,55 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def load_inproc(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "results-inproc.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def summarize_inproc(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocks: dict[tuple[str, int], list[float]] = {}
+    for run in runs:
+        blocks.setdefault((run["config"], int(run["rows"])), []).extend(run["cpu_us"])
+    configs = list(dict.fromkeys(r["config"] for r in runs))
+    rows = []
+    for (config, n_rows), values in blocks.items():
+        base = blocks.get((BASELINE, n_rows))
+        paired = [mine - theirs for mine, theirs in zip(values, base or [], strict=False)]
+        rows.append(
+            {
+                "config": config,
+                "rows": n_rows,
+                "blocks": len(values),
+                "cpu_us_min": min(values),
+                "cpu_us_median": median(values),
+                "cpu_us_vs_baseline": min(values) - min(base) if base else None,
+                "cpu_us_vs_baseline_paired": median(paired) if paired else None,
+                "cpu_vs_baseline": min(values) / min(base) if base else None,
+            }
+        )
+    rows.sort(key=lambda r: (r["rows"], configs.index(r["config"])))
+    return rows
+
+
+def render_inproc(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| config | rows | CPU us/request (min) | median | +us (min) | +us (paired median) "
+        "| x baseline (min) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        base = r["config"] == BASELINE
+        delta = "" if base else _num(r["cpu_us_vs_baseline"], "+.1f")
+        paired = "" if base else _num(r["cpu_us_vs_baseline_paired"], "+.1f")
+        lines.append(
+            f"| {r['config']} | {r['rows']} | {r['cpu_us_min']:.1f} | {r['cpu_us_median']:.1f} "
+            f"| {delta} | {paired} | {_num(r['cpu_vs_baseline'], '.3f')} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?", type=Path, default=DEFAULT, help="a run folder")
@@ -152,10 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = summarize(runs)
     print(render(rows))
+    inproc = summarize_inproc(load_inproc(folder))
+    if inproc:
+        print("\nIn process (bench/overhead_inproc.py, no HTTP):\n")
+        print(render_inproc(inproc))
     if args.json:
         meta_file = folder / "meta.json"
         meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+        summary = {"meta": meta, "rows": rows, "inproc": inproc}
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
 
 

@@ -28,8 +28,8 @@ IDS = [1, 7]
 
 
 @pytest.fixture
-async def auth_client(tmp_path: Path, redis_conn: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The suite repo (a few entities), then its oidc copy as overhead.sh makes it."""
+async def repos(tmp_path: Path, redis_conn: str) -> tuple[Path, Path]:
+    """The suite repo (a few entities), and its oidc copy as overhead.sh makes it."""
     repo = tmp_path / "repo"
     assert suite_data.main(["--repo", str(repo), "--redis", redis_conn, "--entities", "8"]) == 0
     settings = load_repo_config(repo)
@@ -46,7 +46,12 @@ async def auth_client(tmp_path: Path, redis_conn: str) -> AsyncIterator[httpx.As
     shutil.copytree(repo, auth_repo)
     assert overhead_configs.main(["auth", str(auth_repo), str(tmp_path / "tokens")]) == 0
     await apply_repo(load_repo_config(auth_repo))
-    app = create_floor_app(auth_repo)
+    return repo, auth_repo
+
+
+@pytest.fixture
+async def auth_client(repos: tuple[Path, Path]) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_floor_app(repos[1])
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ladle") as client:
@@ -87,6 +92,37 @@ def test_an_auth_section_is_not_added_twice(tmp_path: Path) -> None:
     (tmp_path / "feature_store.yaml").write_text("project: p\nauth:\n  type: no_auth\n")
     with pytest.raises(SystemExit, match="already has an auth section"):
         overhead_configs.make_auth_repo(tmp_path, tmp_path / "tokens")
+
+
+def test_steps_of_every_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert overhead_configs.main(["steps", "baseline"]) == 0
+    assert overhead_configs.main(["steps", "all"]) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == ["0 0 0", "1 1 1"]
+    assert overhead_configs.main(["steps", "nope"]) == 2
+
+
+def test_in_process_run_serves_every_config(repos: tuple[Path, Path], tmp_path: Path) -> None:
+    """Each config's app answers 200s (the script exits non-zero otherwise), the access
+    log is written only by the configs that have it, and metrics are counted."""
+    out, log, metrics = tmp_path / "inproc.jsonl", tmp_path / "access.log", tmp_path / "m"
+    command = [
+        sys.executable, "-m", "bench.overhead_inproc", "--repo", str(repos[0]),
+        "--auth-repo", str(repos[1]), "--token-file", str(tmp_path / "tokens" / "token"),
+        "--metrics-dir", str(metrics), "--rows", "1 3", "--entities", "8", "--out", str(out),
+        "--log", str(log), "--warmup", "2", "--requests", "3", "--blocks", "2",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LADLE_", "PROMETHEUS_"))}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["config"], r["rows"], len(r["cpu_us"])) for r in results] == [
+        (name, rows, 2) for rows in (1, 3) for name in overhead_configs.CONFIGS
+    ]
+    # access_log and all: (2 warm-up + 2 blocks x 3) x 2 row counts, one line each
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 2 * 16 and {line["status"] for line in lines} == {200}
+    # metrics and all count their requests; the others have no metrics at all
+    assert overhead_configs.served_requests(metrics) == 2 * 16
 
 
 COUNT = """
@@ -150,3 +186,18 @@ def test_report_compares_with_the_baseline_of_the_same_round(
     ]
     assert rows[1]["vs_baseline"] == pytest.approx(0.85)
     assert rows[1]["cpu_us_vs_baseline"] == pytest.approx(150.0)
+
+
+def test_report_of_the_in_process_blocks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "results.jsonl").write_text(json.dumps(_run("baseline", 1, 1, 1000.0, 80.0)))
+    blocks = [
+        {"config": "baseline", "rows": 1, "cpu_us": [200.0, 150.0, 300.0]},
+        {"config": "auth", "rows": 1, "cpu_us": [210.0, 175.0, 290.0]},  # +10, +25, -10
+    ]
+    (tmp_path / "results-inproc.jsonl").write_text("".join(json.dumps(b) + "\n" for b in blocks))
+    assert overhead_report.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| baseline | 1 | 150.0 | 200.0 |  |  | 1.000 |" in out
+    assert "| auth | 1 | 175.0 | 210.0 | +25.0 | +10.0 | 1.167 |" in out
