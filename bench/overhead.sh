@@ -126,14 +126,16 @@ WARM_S=$(seconds "$WARMUP")
 for n in $ROWS_LIST $CONNS_LIST "$ROUNDS" "$WORKERS" "$NBODIES" "$ENTITIES"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "$n: rows, conns, rounds, workers, bodies and entities are positive integers"
 done
+[[ -x "$PY" ]] || die "no Python at $PY (set PYTHON)"
 [[ -n "$CONFIGS" ]] || die "--configs is empty"
 NEED_AUTH=0
 for c in $CONFIGS; do
   steps=$(config_steps "$c") || die "--configs: unknown config $c (see --help)"
+  (( $(tr -s ' ' '\n' <<< "$CONFIGS" | grep -cx "$c") == 1 )) \
+    || die "--configs: $c is listed more than once"
   if [[ "$(cut -d' ' -f2 <<< "$steps")" == 1 ]]; then NEED_AUTH=1; fi
 done
 [[ " $CONFIGS " == *" baseline "* ]] || log "no baseline in --configs: 'vs baseline' will be n/a"
-[[ -x "$PY" ]] || die "no Python at $PY (set PYTHON)"
 n_configs=$(wc -w <<< "$CONFIGS")
 n_runs=$(( n_configs * ROUNDS * $(wc -w <<< "$ROWS_LIST") * $(wc -w <<< "$CONNS_LIST") ))
 BUDGET=$(( 900 + WAIT_QUIET + n_configs * ROUNDS * 60 \
@@ -197,8 +199,9 @@ use_config() {
   export AUTHORIZATION=${SRV_AUTH[$1]}
 }
 
-# config_env NAME: NAME's repo and environment, for its server or an in-process run.
-config_env() {
+# start_config NAME PORT: a fresh server for NAME on PORT, with NAME's repo and
+# environment (the server reads them at startup).
+start_config() {
   local name=$1 metrics auth access
   read -r metrics auth access <<< "$(config_steps "$name")"
   SRV_METRICS[$name]=""
@@ -218,12 +221,6 @@ config_env() {
   fi
   if (( access )); then export LADLE_ACCESS_LOG=true; else export LADLE_ACCESS_LOG=false; fi
   SRV_STEPS[$name]="$metrics $auth $access"
-}
-
-# start_config NAME PORT: a fresh server for NAME on PORT.
-start_config() {
-  local name=$1
-  config_env "$name"
   LOGFILE="$RESULTS_DIR/raw/server_$name.log" SERVER_PORT=$2
   start_suite_server hypercorn
   SRV_GROUP[$name]=$SERVER_GROUP SRV_PIDS[$name]=$SERVER_PIDS SRV_WORKERS[$name]=$WORKER_PIDS
@@ -323,6 +320,7 @@ for config in $CONFIGS; do
   start_config "$config" "${ports[i]}"
   i=$(( i + 1 ))
 done
+unset PROMETHEUS_MULTIPROC_DIR LADLE_METRICS LADLE_ACCESS_LOG LADLE_REPO
 covered=0
 for config in $CONFIGS; do
   use_config "$config"
