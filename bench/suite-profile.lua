@@ -20,6 +20,8 @@
 --                   drawn uniformly at random, and each request sends a random one
 --   SEED            random seed (default 1); thread t uses SEED * 1000 + t, so every run
 --                   with the same knobs sends the same bodies
+--   AUTHORIZATION   an Authorization header value ("Bearer <token>") sent with every
+--                   request (bench/overhead.sh)
 --   COUNT_STATUS    "1" -> count 4xx and 5xx responses separately (adds a response()
 --                   callback, which costs wrk some speed: for soak runs, not for peak RPS)
 --   DUMP_BODY       path: write the first body of thread 0 there (for a curl sanity check)
@@ -39,6 +41,7 @@ local full_names = os.getenv("FULL_NAMES") == "1"
 local nbodies    = tonumber(os.getenv("NBODIES") or "10000")
 local seed       = tonumber(os.getenv("SEED") or "1")
 local count_status = os.getenv("COUNT_STATUS") == "1"
+local authorization = os.getenv("AUTHORIZATION") or ""
 
 local rows = {}
 for r in string.gmatch(rows_list, "([^,]+)") do rows[#rows + 1] = tonumber(r) end
@@ -83,6 +86,7 @@ function init(args)
   math.randomseed(seed * 1000 + t)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  if authorization ~= "" then wrk.headers["Authorization"] = authorization end
   local first
   for k = 0, nbodies - 1 do
     local body = make_body(k)

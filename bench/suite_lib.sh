@@ -52,6 +52,9 @@ suite_dataset() {
 # itself on $REPO (app:main, no /floor).
 start_suite_server() {
   local kind=$1 app=${2:-bench.floor_app:app} extra=()
+  # The app writes its JSON access log unless told not to (it is on by default, also
+  # under plain hypercorn and uvicorn); a caller that sets LADLE_ACCESS_LOG keeps it.
+  export LADLE_ACCESS_LOG=${LADLE_ACCESS_LOG:-false}
   case "$kind" in
     hypercorn)
       printf 'keep_alive_max_requests = 2147483648\n' > "$TMP/hypercorn.toml"
