@@ -129,12 +129,17 @@ class Metrics:
         if self.online and self._f:
             self._f.online_requests.inc()
             self._f.entity_count.observe(rows)
-            counts: dict[str, int] = {}
+            counts: dict[str, int] = {"PRESENT": 0}
             for column in statuses:
-                for status in column:
-                    counts[status] = counts.get(status, 0) + 1
+                present = column.count("PRESENT")  # in C: the usual column is all PRESENT
+                counts["PRESENT"] += present
+                if present != len(column):
+                    for status in column:
+                        if status != "PRESENT":
+                            counts[status] = counts.get(status, 0) + 1
             for status, count in counts.items():
-                self._f.statuses.labels(status).inc(count)
+                if count:
+                    self._f.statuses.labels(status).inc(count)
 
     def push(self, source: str, mode: str) -> None:
         if self.push_on and self._f:
