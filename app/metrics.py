@@ -16,11 +16,11 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from app.serve_options import ENVIRONMENT, from_environment
 from registry.config import MetricsConfig
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-METRICS_ENABLED_ENV = "LADLE_METRICS"
-_TRUE = ("1", "true", "yes", "on")
+METRICS_ENABLED_ENV = ENVIRONMENT["metrics"][0]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -116,7 +116,7 @@ class Metrics:
     """What the app records; every method is a no-op for a switched-off category."""
 
     def __init__(self, config: MetricsConfig) -> None:
-        on = config.enabled or os.environ.get(METRICS_ENABLED_ENV, "").lower() in _TRUE
+        on = config.enabled or from_environment(os.environ).get("metrics", False)
         self.enabled = on
         self.request = on and config.request
         self.online = on and config.online_features

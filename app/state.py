@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import serve_options
 from app.auth import Auth, create_auth
 from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
@@ -32,7 +33,6 @@ REPO_ENV = "LADLE_REPO"
 #: At shutdown, how long ?async=true materializations may go on (an interrupted one is not
 #: recorded, so the next incremental run covers its window again).
 MATERIALIZE_DRAIN_SECONDS = 20.0
-REGISTRY_TTL_ENV = "LADLE_REGISTRY_TTL_SEC"
 
 
 def find_repo(explicit: str | Path | None = None) -> Path:
@@ -41,14 +41,14 @@ def find_repo(explicit: str | Path | None = None) -> Path:
 
 
 def registry_interval(settings: RepoSettings, explicit: float | None = None) -> float:
+    """The argument, else $LADLE_REGISTRY_TTL_SEC, else feature_server.registry_ttl_sec,
+    else registry.cache_ttl_seconds: the precedence of every serve option."""
     if explicit is not None:
         return explicit
-    if os.environ.get(REGISTRY_TTL_ENV):
-        return float(os.environ[REGISTRY_TTL_ENV])
-    configured = settings.config.feature_server.registry_ttl_sec
-    if configured is not None:
-        return configured
-    return settings.config.registry_config.cache_ttl_seconds
+    chosen = serve_options.from_environment(os.environ).get(
+        "registry_ttl_sec", settings.config.feature_server.registry_ttl_sec
+    )
+    return settings.config.registry_config.cache_ttl_seconds if chosen is None else float(chosen)
 
 
 def _definitions(snapshot: RegistrySnapshot) -> tuple[object, ...]:

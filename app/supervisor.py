@@ -23,7 +23,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -100,7 +100,6 @@ class _Worker:
     control: Connection
     ready_pipe: Connection
     ready: bool = False
-    started_at: float = field(default_factory=time.monotonic)
 
     def stop(self) -> None:
         """Ask the worker to drain; closing the pipe is the message."""
