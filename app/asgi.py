@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import lifecycle, serve_options
+from app import gc_tuning, lifecycle, serve_options
 from app.access_log import with_access_log
 from app.artifacts import load_static_artifacts
 from app.errors import ApiError
 from app.health import health, ready
 from app.materialize_api import materialize_incremental, materialize_range
-from app.online_features import get_online_features
+from app.online_features import OnlineFeaturesEndpoint
 from app.openapi import docs_page, openapi_json
 from app.overload import limit_concurrency
 from app.state import ServingState
@@ -94,15 +94,17 @@ def create_app(
             raise
         app.state.ladle = state
         _wrap(app, state, options)
+        thresholds = gc_tuning.tune_for_serving()
         lifecycle.signal_ready()
         try:
             yield
         finally:
+            gc_tuning.restore(thresholds)
             await state.stop()
 
     return Starlette(
         routes=[
-            Route("/get-online-features", get_online_features, methods=["POST"]),
+            Route("/get-online-features", OnlineFeaturesEndpoint(), methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/push", push, methods=["POST"]),

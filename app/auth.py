@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from starlette.requests import Request
+from starlette.types import Scope
 
 from app.auth_jwks import JwksStore
 from app.auth_policy import (
@@ -123,8 +123,8 @@ class Auth:
             raise ApiError(503, "registry_unavailable", [], "the registry is not loaded")
         return snapshot
 
-    async def authenticate(self, request: Request) -> Access:
-        header = _authorization(request.scope["headers"])
+    async def authenticate(self, scope: Scope) -> Access:
+        header = _authorization(scope["headers"])
         if not header:
             raise _unauthorized("not_authenticated", "a bearer token is required")
         scheme, _, token = header.partition(" ")
@@ -139,7 +139,7 @@ class Auth:
         try:
             principal = await self.tokens.principal(token)
         except TokenRejected as exc:
-            log.debug("refused a token on %s: %s", request.url.path, exc.reason)
+            log.debug("refused a token on %s: %s", scope["path"], exc.reason)
             raise _unauthorized("invalid_token", exc.reason, "invalid_token") from None
         except KeysUnavailable:
             # The reason (the provider's address and error) is logged, not shown.

@@ -5,40 +5,44 @@ from __future__ import annotations
 import asyncio
 from itertools import accumulate
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope
 
+from app import deadlines
 from app.errors import ApiError
 from registry.config import LimitsConfig
 
 
 async def read_body(request: Request, limits: LimitsConfig) -> bytes:
+    """:func:`receive_body` for a starlette endpoint."""
+    return await receive_body(request.scope, request.receive, limits)
+
+
+async def receive_body(scope: Scope, receive: Receive, limits: LimitsConfig) -> bytes:
     """The body, refused with 413 as soon as it is longer than the limit, and with 408 when
     the client takes longer than ``body_timeout_seconds`` to send it (a slow client must not
     hold a worker's request slot for ever)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
-        raise _too_large(limits)
-    chunks: list[bytes] = []
-    size = 0
+    task = deadlines.start(limits.body_timeout_seconds)
     try:
-        async with asyncio.timeout(limits.body_timeout_seconds):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_body_bytes:
-                    raise _too_large(limits)
-                chunks.append(chunk)
-    except ClientDisconnect:
-        # Nobody is left to answer; a 4xx keeps it out of the server-error log and counts.
-        raise ApiError(400, "client_disconnected", ["body"], "the client went away") from None
-    except TimeoutError:
-        raise ApiError(
-            408,
-            "body_timeout",
-            ["body"],
-            f"the request body did not arrive within {limits.body_timeout_seconds:g} s "
-            "(feature_server.limits.body_timeout_seconds)",
-        ) from None
-    body = b"".join(chunks)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")  # the usual case: all of it at once
+            if len(body) > limits.max_body_bytes:
+                raise _too_large(limits)
+        else:
+            body = await _rest_of_body(scope, receive, limits, message)
+    except asyncio.CancelledError:
+        if deadlines.expired(task):
+            raise ApiError(
+                408,
+                "body_timeout",
+                ["body"],
+                f"the request body did not arrive within {limits.body_timeout_seconds:g} s "
+                "(feature_server.limits.body_timeout_seconds)",
+            ) from None
+        raise
+    finally:
+        deadlines.finish(task)
     if too_deep(body, limits.max_nesting_depth):
         raise ApiError(
             422,
@@ -48,6 +52,31 @@ async def read_body(request: Request, limits: LimitsConfig) -> bytes:
             "levels deep (feature_server.limits.max_nesting_depth)",
         )
     return body
+
+
+async def _rest_of_body(
+    scope: Scope, receive: Receive, limits: LimitsConfig, message: Message
+) -> bytes:
+    """A body that comes in more than one message (or not at all: a disconnect)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limits.max_body_bytes:
+                raise _too_large(limits)
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if message["type"] != "http.request":
+            # Nobody is left to answer; a 4xx keeps it out of the server-error log and counts.
+            raise ApiError(400, "client_disconnected", ["body"], "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise _too_large(limits)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        message = await receive()
 
 
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))

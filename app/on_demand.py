@@ -69,7 +69,7 @@ def run_transform(
     for name, column in step.inputs:
         vector = results[column]
         assert vector is not None
-        columns[name] = vector.values
+        columns[name] = list(vector.values)
         for row, status in enumerate(vector.statuses):
             if status != PRESENT:
                 ready[row] = False

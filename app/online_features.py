@@ -1,15 +1,19 @@
 """POST /get-online-features: decode, resolve, read, assemble, encode (or, for a feature
-service with precomputed vectors, read and join its JSON pieces)."""
+service with precomputed vectors, read and join its JSON pieces).
+
+The hottest route is a plain ASGI app rather than a starlette endpoint: no Request and
+Response objects, the body taken straight from ``receive`` and the answer sent in two
+messages. Errors are raised as ApiError and rendered by the app's exception handlers.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from app.assemble import read_online_features
 from app.entities import check_shape, coerce_column
 from app.errors import ApiError, decode_body
-from app.limits import check_count, read_body
+from app.limits import check_count, receive_body
 from app.on_demand import TransformationFailed
 from app.precomputed import read_precomputed
 from app.schemas import request_decoder, response_encoder
@@ -18,10 +22,10 @@ from stores.base import StoreUnavailable
 from stores.timestamps import now_us
 
 
-async def get_online_features(request: Request) -> Response:
-    state: ServingState = request.app.state.ladle
-    access = await state.auth.authenticate(request) if state.auth is not None else None
-    query = decode_body(request_decoder, await read_body(request, state.limits))
+async def get_online_features(scope: Scope, receive: Receive, send: Send) -> None:
+    state: ServingState = scope["app"].state.ladle
+    access = await state.auth.authenticate(scope) if state.auth is not None else None
+    query = decode_body(request_decoder, await receive_body(scope, receive, state.limits))
 
     rows = check_shape(query.entities)
     limits = state.limits
@@ -58,7 +62,7 @@ async def get_online_features(request: Request) -> Response:
         state.metrics.transformation_failed(exc.view)
         raise ApiError(500, "transformation_failed", [], str(exc)) from None
     if state.metrics.request:
-        request.scope.setdefault("state", {})["metric_labels"] = plan.metric_labels
+        scope.setdefault("state", {})["metric_labels"] = plan.metric_labels
     if state.metrics.online:
         statuses = (
             answer.statuses()
@@ -66,4 +70,21 @@ async def get_online_features(request: Request) -> Response:
             else [vector.statuses for vector in response.results]
         )
         state.metrics.online_request(rows, statuses)
-    return Response(body, media_type="application/json")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class OnlineFeaturesEndpoint:
+    """The route's ASGI app (starlette calls a non-function endpoint as one)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await get_online_features(scope, receive, send)

@@ -9,8 +9,10 @@ hot path does no name lookups at all.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 from app.entities import Coercer, coercer, request_coercer
 from app.errors import ApiError
@@ -18,7 +20,13 @@ from app.on_demand import OutputSlot, Transformation, TransformStep
 from app.precomputed import PrecomputedRead, precomputed_read
 from app.schemas import FeatureViewMetadata, ResponseMetadata
 from registry.model import FeatureViewSpec, OnDemandFeatureViewSpec, RegistrySnapshot
-from stores.codec import OutputConverter, normalizer, output_converter
+from stores.codec import (
+    ColumnConverter,
+    OutputConverter,
+    column_converter,
+    normalizer,
+    output_converter,
+)
 from stores.keys import KeyEncoder, make_key_encoder
 
 
@@ -29,6 +37,8 @@ class FeatureSlot:
     feature: str
     column: int
     convert: OutputConverter | None
+    #: The same conversion for a whole column without nulls (the usual case, faster).
+    convert_column: ColumnConverter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,36 @@ class ViewRead:
     view: str
     ttl_us: int
     slots: tuple[FeatureSlot, ...]
+    #: A record's values for ``slots``, as a tuple (KeyError if one is not in it).
+    values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
+    #: The slots' output columns when they are consecutive (one slice fills them).
+    first_column: int | None
+    #: (position in ``slots``, whole-column converter) for the slots that need one.
+    column_converters: tuple[tuple[int, ColumnConverter], ...]
+
+    @classmethod
+    def of(cls, view: str, ttl_us: int, slots: tuple[FeatureSlot, ...]) -> ViewRead:
+        names = [slot.feature for slot in slots]
+        values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
+        if len(names) == 1:
+            (name,) = names
+            values_of = lambda record: (record[name],)  # noqa: E731
+        else:
+            values_of = itemgetter(*names)
+        columns = [slot.column for slot in slots]
+        consecutive = columns == list(range(columns[0], columns[0] + len(columns)))
+        return cls(
+            view,
+            ttl_us,
+            slots,
+            values_of,
+            columns[0] if consecutive else None,
+            tuple(
+                (i, slot.convert_column)
+                for i, slot in enumerate(slots)
+                if slot.convert_column is not None
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +263,12 @@ class _PlanBuilder:
         if slot is None:
             field = view.feature(feature)
             assert field is not None
-            slot = FeatureSlot(feature, self._column(), output_converter(field.dtype))
+            slot = FeatureSlot(
+                feature,
+                self._column(),
+                output_converter(field.dtype),
+                column_converter(field.dtype),
+            )
             self.slots[(view.name, feature)] = slot
             self.stored.setdefault(view.name, view)
             for key in view.join_keys:
@@ -265,7 +310,7 @@ class _PlanBuilder:
             slots = tuple(s for (v, _), s in self.slots.items() if v == view_name)
             keys = tuple(sorted(k.name for k in view.join_keys))  # one group per key set
             ttl_us = int(view.ttl_seconds * 1_000_000)
-            grouped.setdefault(keys, []).append(ViewRead(view_name, ttl_us, slots))
+            grouped.setdefault(keys, []).append(ViewRead.of(view_name, ttl_us, slots))
         groups = []
         for keys, reads in grouped.items():
             encoder = make_key_encoder(

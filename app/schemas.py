@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -40,7 +41,8 @@ class GetOnlineFeaturesRequest(msgspec.Struct):
 class FeatureVector(msgspec.Struct):
     """One output column: a value, a status and an event timestamp per entity row."""
 
-    values: list[Any]
+    #: A list, or a tuple where the read path builds columns with zip (encoded the same).
+    values: Sequence[Any]
     statuses: list[Status]
     event_timestamps: list[Timestamp]
 

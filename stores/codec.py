@@ -15,7 +15,7 @@ import base64
 import functools
 import math
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -273,3 +273,48 @@ def output_converter(dtype: str) -> OutputConverter | None:
     if dtype == "Array(UnixTimestamp)":
         return _array_out(_timestamp_out)
     return None
+
+
+ColumnConverter = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def _float_column(values: Sequence[Any]) -> Sequence[Any]:
+    # One C-level sum tells the usual case: any NaN or infinity makes the sum non-finite
+    # (so does an overflow of finite values, which only costs the slower path).
+    try:
+        if math.isfinite(sum(values)):
+            return values
+    except TypeError:
+        pass
+    return [_float_out(value) for value in values]
+
+
+def _float_array_column(values: Sequence[Any]) -> Sequence[Any]:
+    try:
+        if math.isfinite(sum(map(sum, values))):
+            return values
+    except TypeError:
+        pass
+    convert = _array_out(_float_out)
+    return [convert(value) for value in values]
+
+
+def _per_value(convert: OutputConverter) -> ColumnConverter:
+    def column(values: Sequence[Any]) -> Sequence[Any]:
+        return [convert(value) for value in values]
+
+    return column
+
+
+def column_converter(dtype: str) -> ColumnConverter | None:
+    """:func:`output_converter` for a whole column of stored values with no nulls, or None
+    when the stored form is final. Float columns are checked in one pass and returned
+    as they are when every value is finite."""
+    if dtype in ("Float32", "Float64"):
+        return _float_column
+    if dtype in ("Array(Float32)", "Array(Float64)"):
+        return _float_array_column
+    if dtype == "UnixTimestamp":
+        return timestamps.format_many
+    convert = output_converter(dtype)
+    return None if convert is None else _per_value(convert)

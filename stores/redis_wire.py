@@ -4,9 +4,11 @@ Redis answers the commands of one connection in order, so any number of requests
 share a connection: each queues its packed commands and waits for that many replies, which
 hiredis parses in C. The commands of all requests made in one event-loop iteration go out
 in one ``transport.write``, so under concurrency one system call serves many requests.
-There is no pool to check out from and no per-reply timeout context; one timer per request
-bounds it. A timeout or a broken connection fails everything in flight on that connection
-(its reply stream can no longer be matched to requests) and the next request reconnects.
+There is no pool to check out from and no timer per request: each request notes its
+deadline, and one timer per connection, running while requests are in flight, checks the
+oldest (replies come in order, so it is the first to be late). A timeout or a broken
+connection fails everything in flight on that connection (its reply stream can no longer
+be matched to requests) and the next request reconnects.
 """
 
 from __future__ import annotations
@@ -34,34 +36,58 @@ def pack_bulk(part: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(part), part)
 
 
+#: How often a connection with requests in flight checks the oldest one's deadline, as a
+#: fraction of the timeout: a late reply is noticed within 1.25 x the timeout.
+CHECKS_PER_TIMEOUT = 4
+
+
 class _Waiter:
     """The replies one request expects; resolved when the last one arrives."""
 
-    __slots__ = ("future", "remaining", "replies")
+    __slots__ = ("deadline", "future", "remaining", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
         self.future = future
         self.remaining = count
         self.replies: list[Any] = []
+        self.deadline = deadline
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, on_lost: Any) -> None:
+    def __init__(self, on_lost: Any, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader()
         self.waiters: deque[_Waiter] = deque()
         self.on_lost = on_lost
+        self.loop = loop
+        self.timeout = timeout
         #: Commands of requests made in this loop iteration, written together by flush().
         self.outgoing: list[bytes] = []
         self.flush_scheduled = False
+        self.watchdog: asyncio.TimerHandle | None = None
 
-    def send(self, payload: bytes, waiter: _Waiter) -> None:
-        """Queue a request's commands; all queued in one loop iteration go in one write."""
-        self.waiters.append(waiter)
+    def send(self, payload: bytes, count: int) -> asyncio.Future[list[Any]]:
+        """Queue a request's commands; all queued in one loop iteration go in one write.
+        The future gets the ``count`` replies."""
+        future: asyncio.Future[list[Any]] = self.loop.create_future()
+        self.waiters.append(_Waiter(future, count, self.loop.time() + self.timeout))
         self.outgoing.append(payload)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.loop.call_soon(self.flush)
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_later(self.timeout / CHECKS_PER_TIMEOUT, self.check)
+        return future
+
+    def check(self) -> None:
+        """Fail the connection if its oldest request is past its deadline."""
+        self.watchdog = None
+        if not self.waiters:
+            return
+        if self.waiters[0].deadline <= self.loop.time():
+            self.fail(StoreUnavailable(f"Redis did not answer within {self.timeout:g} s"))
+            return
+        self.watchdog = self.loop.call_later(self.timeout / CHECKS_PER_TIMEOUT, self.check)
 
     def flush(self) -> None:
         self.flush_scheduled = False
@@ -102,6 +128,9 @@ class _Protocol(asyncio.Protocol):
         """Fail every request in flight and drop the connection."""
         waiters, self.waiters = self.waiters, deque()
         self.outgoing = []
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         for waiter in waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(error)
@@ -143,7 +172,9 @@ class PipelinedRedis:
 
         try:
             _, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(lost), self.host, self.port, ssl=self.ssl),
+                loop.create_connection(
+                    lambda: _Protocol(lost, loop, self.timeout), self.host, self.port, ssl=self.ssl
+                ),
                 self.timeout,
             )
         except (OSError, TimeoutError) as exc:
@@ -178,19 +209,12 @@ class PipelinedRedis:
         return await asyncio.shield(task)
 
     async def _send(self, protocol: _Protocol, payload: bytes, count: int) -> list[Any]:
-        transport = protocol.transport
-        if transport is None:
+        if protocol.transport is None:
             raise StoreUnavailable("Redis connection is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        protocol.send(payload, _Waiter(future, count))
-        timer = loop.call_later(self.timeout, _expire, protocol, future, self.timeout)
         try:
-            return await future
+            return await protocol.send(payload, count)
         except StoreUnavailable as exc:
             raise OutcomeUnknown(str(exc)) from None  # sent; Redis may have run it
-        finally:
-            timer.cancel()
 
     async def execute(self, payload: bytes, count: int) -> list[Any]:
         """Send packed commands and return their ``count`` replies, in order."""
@@ -204,11 +228,6 @@ class PipelinedRedis:
             if protocol is not None and protocol.transport is not None:
                 protocol.transport.close()
         self._slots = [None] * len(self._slots)
-
-
-def _expire(protocol: _Protocol, future: asyncio.Future[list[Any]], timeout: float) -> None:
-    if not future.done():
-        protocol.fail(StoreUnavailable(f"Redis did not answer within {timeout:g} s"))
 
 
 def hmget_payload(keys: Sequence[bytes], packed_fields: bytes, field_count: int) -> bytes:

@@ -6,6 +6,7 @@ Integers compare and store cheaply; conversion to and from text happens only at 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 EPOCH_TEXT = "1970-01-01T00:00:00Z"
@@ -104,3 +105,23 @@ def format_us(us: int) -> str:
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # isoformat() then has no offset to strip
 _SECOND_TEXTS_MAX = 65_536
 _second_texts: dict[int, str] = {}
+
+#: Whole texts by microsecond value, for :func:`format_many`: at most ~20 MB.
+_TEXTS_MAX = 131_072
+_texts: dict[int, str] = {}
+_cached_text = _texts.get
+
+
+def format_many(values: Sequence[int]) -> list[str]:
+    """:func:`format_us` of each value. Most timestamps a server shows repeat (a view's
+    rows written by one job, hourly or daily features), so whole texts are remembered and
+    a column of known values costs one C-level lookup each."""
+    texts = list(map(_cached_text, values))
+    if None in texts:
+        if len(_texts) + len(texts) > _TEXTS_MAX:
+            _texts.clear()
+        for i, text in enumerate(texts):
+            if text is None:
+                value = values[i]
+                texts[i] = _texts[value] = format_us(value)
+    return texts  # type: ignore[return-value]
