@@ -85,29 +85,37 @@ def _in_range(parsed: datetime, text: str) -> int:
 def format_us(us: int) -> str:
     """RFC 3339 with ``Z``; fractional digits only as many as needed (0, 3 or 6).
 
-    On the read path this runs for every stored record and timestamp value, so the text
-    of each whole second is built by ``datetime`` (in C) and remembered: rows written by
-    one batch job share their seconds.
+    On the read path this runs for timestamps of every kind: a view's event times, which
+    repeat, and timestamp features, which may not. So nothing depends on a value having
+    been seen: the date comes from a small cache by day (``datetime``, in C) and the time
+    of day from a table of its 86,400 texts, filled as they are first needed.
     """
     seconds, micros = divmod(us, 1_000_000)
-    base = _second_texts.get(seconds)
-    if base is None:
-        if len(_second_texts) >= _SECOND_TEXTS_MAX:
-            _second_texts.clear()
-        base = _second_texts[seconds] = (_NAIVE_EPOCH + timedelta(0, seconds)).isoformat()
+    day, second_of_day = divmod(seconds, 86_400)
+    date_text = _day_texts.get(day)
+    if date_text is None:
+        if len(_day_texts) >= _DAY_TEXTS_MAX:
+            _day_texts.clear()
+        date_text = _day_texts[day] = (_NAIVE_EPOCH + timedelta(days=day)).date().isoformat()
+    time_text = _time_texts[second_of_day]
+    if time_text is None:
+        hours, rest = divmod(second_of_day, 3600)
+        time_text = _time_texts[second_of_day] = f"T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
     if micros == 0:
-        return base + "Z"
+        return f"{date_text}{time_text}Z"
     if micros % 1000 == 0:
-        return f"{base}.{micros // 1000:03d}Z"
-    return f"{base}.{micros:06d}Z"
+        return f"{date_text}{time_text}.{micros // 1000:03d}Z"
+    return f"{date_text}{time_text}.{micros:06d}Z"
 
 
-_NAIVE_EPOCH = datetime(1970, 1, 1)  # isoformat() then has no offset to strip
-_SECOND_TEXTS_MAX = 65_536
-_second_texts: dict[int, str] = {}
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_DAY_TEXTS_MAX = 65_536  # ~180 years of days
+_day_texts: dict[int, str] = {}
+_time_texts: list[str | None] = [None] * 86_400
 
-#: Whole texts by microsecond value, for :func:`format_many`: at most ~20 MB.
-_TEXTS_MAX = 131_072
+#: Whole texts by microsecond value, for :func:`format_many`: at most ~5 MB, and small
+#: enough that clearing it when full (values that never repeat) takes about a millisecond.
+_TEXTS_MAX = 32_768
 _texts: dict[int, str] = {}
 _cached_text = _texts.get
 
