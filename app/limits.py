@@ -8,17 +8,19 @@ from itertools import accumulate
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
 
-from app import deadlines
+from app.deadlines import Deadlines
 from app.errors import ApiError
 from registry.config import LimitsConfig
 
 
-async def read_body(request: Request, limits: LimitsConfig) -> bytes:
+async def read_body(request: Request, limits: LimitsConfig, deadlines: Deadlines) -> bytes:
     """:func:`receive_body` for a starlette endpoint."""
-    return await receive_body(request.scope, request.receive, limits)
+    return await receive_body(request.scope, request.receive, limits, deadlines)
 
 
-async def receive_body(scope: Scope, receive: Receive, limits: LimitsConfig) -> bytes:
+async def receive_body(
+    scope: Scope, receive: Receive, limits: LimitsConfig, deadlines: Deadlines
+) -> bytes:
     """The body, refused with 413 as soon as it is longer than the limit, and with 408 when
     the client takes longer than ``body_timeout_seconds`` to send it (a slow client must not
     hold a worker's request slot for ever)."""

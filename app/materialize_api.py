@@ -183,7 +183,7 @@ async def _logged(job: object, views: list[str]) -> object:
 async def materialize_range(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
     access = await state.auth.authenticate(request.scope) if state.auth is not None else None
-    query = decode_body(_full_decoder, await read_body(request, state.limits))
+    query = decode_body(_full_decoder, await read_body(request, state.limits, state.deadlines))
     views = _views(state, query.feature_views)
     if access is not None:
         access.materialize(views)
@@ -211,7 +211,9 @@ async def materialize_range(request: Request) -> Response:
 async def materialize_incremental(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
     access = await state.auth.authenticate(request.scope) if state.auth is not None else None
-    query = decode_body(_incremental_decoder, await read_body(request, state.limits))
+    query = decode_body(
+        _incremental_decoder, await read_body(request, state.limits, state.deadlines)
+    )
     views = _views(state, query.feature_views)
     if access is not None:
         access.materialize(views)

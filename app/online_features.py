@@ -25,7 +25,9 @@ from stores.timestamps import now_us
 async def get_online_features(scope: Scope, receive: Receive, send: Send) -> None:
     state: ServingState = scope["app"].state.ladle
     access = await state.auth.authenticate(scope) if state.auth is not None else None
-    query = decode_body(request_decoder, await receive_body(scope, receive, state.limits))
+    query = decode_body(
+        request_decoder, await receive_body(scope, receive, state.limits, state.deadlines)
+    )
 
     rows = check_shape(query.entities)
     limits = state.limits

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app import serve_options
 from app.auth import Auth, create_auth
+from app.deadlines import Deadlines
 from app.metrics import Metrics
 from app.offline_batcher import OfflineBatcher
 from app.process_sampler import ProcessSampler
@@ -81,6 +82,8 @@ class ServingState:
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
     #: Set when auth is oidc; None (no_auth) means endpoints take no auth step.
     auth: Auth | None = None
+    #: Request-body deadlines on the serving loop (set by start()).
+    deadlines: Deadlines = field(init=False)
 
     @property
     def snapshot(self) -> RegistrySnapshot | None:
@@ -149,6 +152,7 @@ class ServingState:
     async def start(self) -> None:
         """Load the registry and open the store, each tried again for a bounded time if
         it cannot be reached; then start the background upkeep."""
+        self.deadlines = Deadlines(asyncio.get_running_loop())
         if self.auth is not None:  # first: a JWKS file that cannot be used stops the worker
             await self.auth.start()
         budget = startup_retry_seconds()
@@ -194,3 +198,4 @@ class ServingState:
             await self.auth.stop()
         await self.store.close()
         await self.registry.close()
+        self.deadlines.close()

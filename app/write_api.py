@@ -125,7 +125,7 @@ def _offline_failed(source: str, exc: Exception) -> ApiError:
 async def push(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
     access = await state.auth.authenticate(request.scope) if state.auth is not None else None
-    query = decode_body(_push_decoder, await read_body(request, state.limits))
+    query = decode_body(_push_decoder, await read_body(request, state.limits, state.deadlines))
     target = state.writers.push_target(query.push_source_name)
     if target is None:
         raise ApiError(
@@ -204,7 +204,7 @@ async def push(request: Request) -> Response:
 async def write_to_online_store(request: Request) -> Response:
     state: ServingState = request.app.state.ladle
     access = await state.auth.authenticate(request.scope) if state.auth is not None else None
-    query = decode_body(_write_decoder, await read_body(request, state.limits))
+    query = decode_body(_write_decoder, await read_body(request, state.limits, state.deadlines))
     target = state.writers.view(query.feature_view_name)
     if target is None:
         raise ApiError(
