@@ -11,9 +11,9 @@ shows ``OUTSIDE_MAX_AGE``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -34,10 +34,13 @@ _STATUS_TEXT = {b'"PRESENT"': "PRESENT", b'"NULL_VALUE"': "NULL_VALUE",
 _ENTITY = b'{"values":%b,"statuses":%b,"event_timestamps":%b}'
 _NEXT = b',{"values":['
 _TAIL = b'],"statuses":%b,"event_timestamps":%b}' + _NEXT
+_FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
+_THIRD = itemgetter(2)
 #: The header standing in for a run without a record: shown with the epoch timestamp.
 _NO_RECORD = (0, _EPOCH, None)
 _decoder = msgspec.msgpack.Decoder()
+_rows_decoder = msgspec.msgpack.Decoder(list[list[Any]])
 _json = msgspec.json.Encoder()
 
 #: One entity's output: its decoded vector (run headers, then a JSON value per column)
@@ -168,10 +171,16 @@ async def read_precomputed(
         positions.append(distinct.setdefault(encode(key_values), len(distinct)))
     keys = list(distinct)
     (found,) = await store.read([ReadBatch(keys, pre.fields)])
-    by_key = [_entity_row(pre, stored[0], now_us) for stored in found]
-    missing = [key for key, row in zip(keys, by_key, strict=True) if row is pre.missing]
-    if missing:
-        await _check_missing(pre, missing, store)
+    raws = [stored[0] for stored in found]
+    regular = _regular_rows(pre, raws, now_us)
+    by_key: list[Row]
+    if regular is not None:
+        by_key = [(items, pre.all_present) for items in regular]
+    else:
+        by_key = [_entity_row(pre, raw, now_us) for raw in raws]
+        missing = [key for key, row in zip(keys, by_key, strict=True) if row is pre.missing]
+        if missing:
+            await _check_missing(pre, missing, store)
     chosen = by_key if len(by_key) == rows else [by_key[p] for p in positions]
 
     present = b"[" + b",".join([_PRESENT] * rows) + b"]"
@@ -225,6 +234,31 @@ async def _check_missing(pre: PrecomputedRead, keys: list[bytes], store: OnlineS
                 "an entity has records but no precomputed vector (a write came from a process "
                 "that did not know the service's current definition)",
             )
+
+
+def _regular_rows(
+    pre: PrecomputedRead, raws: list[bytes | None], now_us: int
+) -> list[list[Any]] | None:
+    """The usual case in one decode: every entity has a current vector whose runs all
+    hold fresh records with every value present. None when any does not (the rows are
+    then read one by one, which also tells what is wrong)."""
+    if None in raws:
+        return None
+    found = cast(list[bytes], raws)
+    if not all(map(bytes.startswith, found, repeat(pre.tag))):
+        return None
+    joined = b"".join([memoryview(raw)[pre.prefix :] for raw in found])
+    try:
+        rows: list[list[Any]] = _rows_decoder.decode(vectors.array_header(len(raws)) + joined)
+    except msgspec.DecodeError:
+        return None
+    for index, run in enumerate(pre.runs):
+        headers = list(map(itemgetter(index), rows))
+        if None in headers or list(map(_THIRD, headers)).count(None) != len(headers):
+            return None
+        if run.ttl_us > 0 and now_us - min(map(_FIRST, headers)) > run.ttl_us:
+            return None
+    return rows
 
 
 def _entity_row(pre: PrecomputedRead, raw: bytes | None, now_us: int) -> Row:

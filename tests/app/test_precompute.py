@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from app import precomputed
 from registry.apply import apply_repo
 from registry.config import RepoSettings, load_repo_config
 from registry.file_registry import FileRegistry
@@ -201,6 +202,68 @@ async def test_writes_keep_the_vectors_current(client: httpx.AsyncClient, repo: 
     body = await same(client, [1002, 1004])
     assert column(body, "clicks")["values"] == [60, 70]
     await same(client)
+
+
+async def test_complete_fresh_rows_read_in_one_pass(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entities whose every run is fresh and complete take the one-decode path; with
+    duplicates, a stale run and a missing entity mixed in, the row-by-row path."""
+    drivers = [2001, 2002, 2003]
+    fresh = "2100-01-01T00:00:00Z"
+    stats_rows = {
+        "driver_id": drivers,
+        "event_timestamp": [fresh] * 3,
+        "conv_rate": [0.5, 0.25, 2.0],
+        "trips": [1, 2, 3],
+        "note": ["a", "b", "c"],
+    }
+    profile_rows = {
+        "driver_id": drivers,
+        "ts": [fresh] * 3,
+        "rating": [1.5, 2.5, 3.5],
+        "vehicle": ["van", "car", "bus"],
+        "certified": [True, False, True],
+        "scores": [[0.5], [], [1.0, 2.0]],
+        "joined": ["2025-06-01T00:00:00Z", "2025-06-02T00:00:00.5Z", "2025-06-03T00:00:00Z"],
+        "attrs": [{"k": "v"}, {}, {"n": 1}],
+        "avatar": ["AQI=", "AA==", "AQ=="],
+        "config": ['{"y": 2}', "[]", "1"],
+    }
+    recent_rows = {"driver_id": drivers, "ts": [fresh] * 3, "clicks": [7, 8, 9], "trips": [0] * 3}
+    assert (
+        await client.post("/push", json={"push_source_name": "stats_push", "df": stats_rows})
+    ).status_code == 200
+    for view, rows in (("profile", profile_rows), ("recent", recent_rows)):
+        response = await client.post(
+            "/write-to-online-store", json={"feature_view_name": view, "df": rows}
+        )
+        assert response.status_code == 200
+    one_by_one: list[object] = []
+    entity_row = precomputed._entity_row
+
+    def counted(*args: Any) -> Any:
+        one_by_one.append(args)
+        return entity_row(*args)
+
+    monkeypatch.setattr(precomputed, "_entity_row", counted)
+    body = await same(client, [2003, 2001, 2002, 2001])
+    assert one_by_one == []
+    assert column(body, "trips")["values"] == [3, 1, 2, 1]
+    assert column(body, "clicks")["values"] == [9, 7, 8, 7]
+    assert column(body, "scores")["values"] == [[1.0, 2.0], [0.5], [], [0.5]]
+    assert column(body, "joined")["values"][2] == "2025-06-02T00:00:00.500Z"
+    assert column(body, "doubled")["values"] == [4.0, 1.0, 0.5, 1.0]
+    assert {s for r in body["results"] for s in r["statuses"]} == {"PRESENT"}
+    body = await same(client, [2002, 9999, 1002, 2002])  # missing, stale, nulls: row by row
+    assert len(one_by_one) == 3
+    assert column(body, "clicks")["statuses"] == [
+        "PRESENT",
+        "NOT_FOUND",
+        "OUTSIDE_MAX_AGE",
+        "PRESENT",
+    ]
+    await same(client, [2001], full_feature_names=True)
 
 
 async def wait_for(client: httpx.AsyncClient, status: int) -> httpx.Response:
