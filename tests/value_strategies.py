@@ -30,7 +30,7 @@ def same_json(a: Any, b: Any) -> bool:
     return msgspec.json.encode(a) == msgspec.json.encode(b)
 
 
-def _shown_float(value: float) -> Any:
+def shown_float(value: float) -> Any:
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -40,21 +40,21 @@ def _shown_float(value: float) -> Any:
 
 def _sent_float(value: float) -> Any:
     """JSON has no NaN or infinities: clients send them as Feast's strings."""
-    return value if math.isfinite(value) else _shown_float(value)
+    return value if math.isfinite(value) else shown_float(value)
 
 
 def _as_float32(value: float) -> float:
     return float(struct.unpack("<f", struct.pack("<f", value))[0])
 
 
-float64s = st.floats().map(lambda f: (_sent_float(f), _shown_float(f)))
+float64s = st.floats().map(lambda f: (_sent_float(f), shown_float(f)))
 #: Integers as big as a double holds (and beyond 64 bits) are taken as numbers too.
 big_ints_as_float64 = st.integers(-(10**300), 10**300).map(lambda n: (n, float(n)))
 float32s = st.one_of(
     st.floats(width=32),
     st.floats(-FLOAT32_MAX, FLOAT32_MAX),  # doubles, rounded to single precision
     st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.0]),
-).map(lambda f: (_sent_float(f), _shown_float(_as_float32(f) if math.isfinite(f) else f)))
+).map(lambda f: (_sent_float(f), shown_float(_as_float32(f) if math.isfinite(f) else f)))
 
 # Years 1..9999 in UTC; a timezone may move a time, so keep a day away from the edges.
 _datetimes = st.datetimes(

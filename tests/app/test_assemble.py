@@ -23,6 +23,7 @@ from stores.keys import make_key_encoder
 from stores.sqlite import SqliteOnlineStore
 from tests.app.sync_app import SyncApp
 from tests.support import apply_now, write_parquet, write_repo
+from tests.value_strategies import shown_float
 
 DEFINITIONS = """
 from datetime import timedelta
@@ -148,19 +149,11 @@ def _expected(
 
 def _shown(dtype: str, value: Any) -> Any:
     if dtype in ("Float64", "Float32"):
-        return _float(value)
+        return shown_float(value)
     if dtype == "Array(Float64)":
-        return [None if v is None else _float(v) for v in value]
+        return [None if v is None else shown_float(v) for v in value]
     if dtype == "UnixTimestamp":
         return timestamps.format_us(value)
-    return value
-
-
-def _float(value: float) -> Any:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
     return value
 
 
