@@ -299,6 +299,10 @@ def _float_array_column(values: Sequence[Any]) -> Sequence[Any]:
     return [convert(value) for value in values]
 
 
+def _timestamp_column(values: Sequence[Any]) -> Sequence[Any]:
+    return list(map(timestamps.format_us, values))
+
+
 def _per_value(convert: OutputConverter) -> ColumnConverter:
     def column(values: Sequence[Any]) -> Sequence[Any]:
         return [convert(value) for value in values]
@@ -315,6 +319,8 @@ def column_converter(dtype: str) -> ColumnConverter | None:
     if dtype in ("Array(Float32)", "Array(Float64)"):
         return _float_array_column
     if dtype == "UnixTimestamp":
-        return timestamps.format_many
+        # Not format_many: feature values (last login, ...) rarely repeat the way event
+        # times do, and would only churn the cache of those.
+        return _timestamp_column
     convert = output_converter(dtype)
     return None if convert is None else _per_value(convert)
