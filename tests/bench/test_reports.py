@@ -33,7 +33,7 @@ def _run(server: str, scenario: str, rows: int, rps: float, **extra: Any) -> dic
     return {
         "server": server, "scenario": scenario, "rows": rows, "conns": 16, "rps": rps,
         "requests": int(rps * 10), "duration_s": 10.0, "bytes": int(rps * 10) * 2000,
-        "endpoint": "/floor" if scenario == "floor" else "/get-online-features",
+        "endpoint": "/floor" if scenario.startswith("floor") else "/get-online-features",
         "lat_ms": {"p50": 1.0, "p99": 5.0},
         "errors": {"connect": 0, "read": 1, "write": 0, "timeout": 0, "non2xx": 2},
         **extra,
@@ -66,6 +66,28 @@ def test_suite_report_divides_by_the_floor_of_the_same_server_rows_and_conns(
         ("hypercorn", "floor", 1.0),
         ("hypercorn", "features", None),
         ("uvicorn", "floor", 1.0),
+    ]
+
+
+def test_suite_report_divides_by_the_mean_of_the_floor_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = [
+        _run("hypercorn", "floor_before", 1, 5000.0),
+        _run("hypercorn", "features", 1, 3000.0),
+        _run("hypercorn", "floor", 1, 7000.0),
+    ]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    plan = "floor_before 1 16\nfeatures 1 16\nfloor 1 16"
+    (tmp_path / "meta.json").write_text(json.dumps({"plan": plan}))
+    out = tmp_path / "results.json"
+    assert suite_report.main([str(tmp_path), "--json", str(out)]) == 0
+    capsys.readouterr()
+    saved = json.loads(out.read_text())["runs"]
+    assert [(r["scenario"], r["vs_floor"]) for r in saved] == [
+        ("floor_before", 0.833),
+        ("features", 0.5),
+        ("floor", 1.167),
     ]
 
 
