@@ -25,6 +25,7 @@ from app.resolve import FeatureSlot, ReadPlan, ViewRead
 from app.schemas import FeatureVector, GetOnlineFeaturesResponse
 from stores import codec, timestamps
 from stores.base import OnlineStore, ReadBatch
+from stores.keys import distinct_keys
 from stores.vectors import array_header
 
 PRESENT = "PRESENT"
@@ -49,17 +50,9 @@ async def read_online_features(
     batches: list[ReadBatch] = []
     fan_outs: list[list[int] | None] = []  # per group: row -> distinct key, or None if 1:1
     for group in plan.groups:
-        encode = group.encode
-        key_columns = [columns[i] for i in group.key_columns]
-        keys = [encode(values) for values in zip(*key_columns, strict=True)]
-        distinct = dict.fromkeys(keys)
-        if len(distinct) == len(keys):
-            batches.append(ReadBatch(keys, group.view_names))
-            fan_outs.append(None)
-        else:
-            index = {key: i for i, key in enumerate(distinct)}
-            batches.append(ReadBatch(list(distinct), group.view_names))
-            fan_outs.append([index[key] for key in keys])
+        keys, fan_out = distinct_keys(group.encode, [columns[i] for i in group.key_columns])
+        batches.append(ReadBatch(keys, group.view_names))
+        fan_outs.append(fan_out)
 
     stored = await store.read(batches) if batches else []
 

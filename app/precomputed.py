@@ -22,7 +22,7 @@ from app.schemas import ResponseMetadata
 from registry.model import FeatureServiceSpec, RegistrySnapshot
 from stores import vectors
 from stores.base import OnlineStore, ReadBatch
-from stores.keys import KeyEncoder
+from stores.keys import KeyEncoder, distinct_keys
 from stores.precompute import VectorLayout, vector_layout
 from stores.timestamps import EPOCH_TEXT
 
@@ -164,12 +164,7 @@ async def read_precomputed(
     now_us: int,
 ) -> PrecomputedAnswer:
     """The response body; ``columns`` are the coerced entity values (all join keys)."""
-    distinct: dict[bytes, int] = {}
-    positions = []
-    encode = pre.encode
-    for key_values in zip(*[columns[i] for i in pre.key_columns], strict=True):
-        positions.append(distinct.setdefault(encode(key_values), len(distinct)))
-    keys = list(distinct)
+    keys, fan_out = distinct_keys(pre.encode, [columns[i] for i in pre.key_columns])
     (found,) = await store.read([ReadBatch(keys, pre.fields)])
     raws = [stored[0] for stored in found]
     regular = _regular_rows(pre, raws, now_us)
@@ -181,7 +176,7 @@ async def read_precomputed(
         missing = [key for key, row in zip(keys, by_key, strict=True) if row is pre.missing]
         if missing:
             await _check_missing(pre, missing, store)
-    chosen = by_key if len(by_key) == rows else [by_key[p] for p in positions]
+    chosen = by_key if fan_out is None else [by_key[p] for p in fan_out]
 
     present = b"[" + b",".join([_PRESENT] * rows) + b"]"
     epochs = b"[" + b",".join([_EPOCH] * rows) + b"]"

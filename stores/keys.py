@@ -51,3 +51,17 @@ def make_key_encoder(project: str, join_keys: Sequence[tuple[str, str]]) -> KeyE
         return prefix + b"|".join(label + enc(values[i]) for label, enc, i in parts)
 
     return encode
+
+
+def distinct_keys(
+    encode: KeyEncoder, key_columns: Sequence[Sequence[Any]]
+) -> tuple[list[bytes], list[int] | None]:
+    """The distinct entity keys of a request's rows (each read once), and for each row the
+    position of its key among them; None when every row has its own key (the usual case:
+    nothing to fan out)."""
+    keys = [encode(values) for values in zip(*key_columns, strict=True)]
+    distinct = dict.fromkeys(keys)
+    if len(distinct) == len(keys):
+        return keys, None
+    index = {key: i for i, key in enumerate(distinct)}
+    return list(distinct), [index[key] for key in keys]

@@ -121,9 +121,9 @@ _cached_text = _texts.get
 
 
 def format_many(values: Sequence[int]) -> list[str]:
-    """:func:`format_us` of each value. Most timestamps a server shows repeat (a view's
-    rows written by one job, hourly or daily features), so whole texts are remembered and
-    a column of known values costs one C-level lookup each."""
+    """:func:`format_us` of each value, for records' event times: those repeat (a view's
+    rows written by one job, hourly or daily data), so whole texts are remembered and a
+    column of known values costs one C-level lookup each."""
     texts = list(map(_cached_text, values))
     if None in texts:
         if len(_texts) + len(texts) > _TEXTS_MAX:
